@@ -1,0 +1,192 @@
+#pragma once
+// One interface over Beast WebSocket streams (plain or TLS, client or server
+// side) so handlers and tunnels are written once. Writes are serialized
+// internally: any number of coroutines on the socket's strand may write; the
+// reader is single. Every method must be called on the socket's executor.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+
+namespace paddock {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+using error_code = boost::system::error_code;
+
+class WebSocket : public std::enable_shared_from_this<WebSocket> {
+ public:
+  virtual ~WebSocket() = default;
+
+  virtual asio::any_io_executor get_executor() = 0;
+  // Reads one whole message. got_text() tells its kind.
+  virtual asio::awaitable<error_code> read(beast::flat_buffer& buffer) = 0;
+  virtual bool got_text() const = 0;
+  // Writes one message; waits for earlier writes first. Completing means the
+  // bytes reached the kernel: awaiting it is back-pressure.
+  virtual asio::awaitable<error_code> write(asio::const_buffer data, bool binary) = 0;
+  // Sends a close frame (after queued writes) and waits for the peer's.
+  virtual asio::awaitable<error_code> close(websocket::close_reason reason) = 0;
+  // Fire-and-forget: queues a message unless more than `max_queued` bytes are
+  // already waiting, in which case the peer is too slow and is closed with 1008.
+  virtual void send(std::string message, bool binary) = 0;
+  // Starts a close from outside the handler (server shutdown, revocation).
+  virtual void close_soon(websocket::close_reason reason) = 0;
+  // Abort without a close handshake.
+  virtual void abort() = 0;
+
+  virtual void set_read_limit(std::size_t bytes) = 0;
+  // Idle timeout: with keep-alive pings Beast pings at half the interval and
+  // gives up when nothing arrives for the whole interval.
+  virtual void set_idle_timeout(std::chrono::seconds idle, bool keep_alive_pings) = 0;
+  virtual void set_max_queued(std::size_t bytes) = 0;
+  virtual websocket::close_reason reason() const = 0;
+  virtual bool is_open() const = 0;
+};
+
+namespace detail {
+
+template <class NextLayer>
+class WebSocketImpl final : public WebSocket {
+ public:
+  explicit WebSocketImpl(websocket::stream<NextLayer> ws)
+      : ws_(std::move(ws)) {
+    ws_.auto_fragment(false);
+    ws_.read_message_max(1024 * 1024);
+  }
+
+  asio::any_io_executor get_executor() override { return ws_.get_executor(); }
+
+  asio::awaitable<error_code> read(beast::flat_buffer& buffer) override {
+    auto [ec, n] = co_await ws_.async_read(buffer, asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    co_return ec;
+  }
+  bool got_text() const override { return ws_.got_text(); }
+
+  asio::awaitable<error_code> write(asio::const_buffer data, bool binary) override {
+    co_await acquire();
+    error_code ec;
+    if (closing_) {
+      ec = websocket::error::closed;
+    } else {
+      ws_.binary(binary);
+      auto [e, n] = co_await ws_.async_write(data, asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      ec = e;
+    }
+    release();
+    co_return ec;
+  }
+
+  asio::awaitable<error_code> close(websocket::close_reason reason) override {
+    co_await acquire();
+    error_code ec = websocket::error::closed;
+    if (!closing_) {
+      closing_ = true;
+      auto [e] = co_await ws_.async_close(reason, asio::as_tuple(asio::use_awaitable));
+      ec = e;
+    }
+    release();
+    co_return ec;
+  }
+
+  void send(std::string message, bool binary) override {
+    if (closing_) return;
+    if (queued_ + message.size() > max_queued_) {
+      close_soon({websocket::close_code::policy_error, "reader too slow"});
+      return;
+    }
+    queued_ += message.size();
+    auto self = std::static_pointer_cast<WebSocketImpl>(shared_from_this());
+    asio::co_spawn(
+        ws_.get_executor(),
+        [self, m = std::move(message), binary]() -> asio::awaitable<void> {
+          co_await self->write(asio::buffer(m), binary);
+          self->queued_ -= m.size();
+        },
+        asio::detached);
+  }
+
+  void close_soon(websocket::close_reason reason) override {
+    auto self = std::static_pointer_cast<WebSocketImpl>(shared_from_this());
+    asio::co_spawn(
+        ws_.get_executor(),
+        [self, reason]() -> asio::awaitable<void> {
+          // A peer that never answers the close is cut off by the timeout.
+          beast::get_lowest_layer(self->ws_).expires_after(std::chrono::seconds(5));
+          co_await self->close(reason);
+        },
+        asio::detached);
+  }
+
+  void abort() override {
+    closing_ = true;
+    error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(asio::socket_base::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  void set_read_limit(std::size_t bytes) override { ws_.read_message_max(bytes); }
+  void set_idle_timeout(std::chrono::seconds idle, bool keep_alive_pings) override {
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = std::chrono::seconds(10);
+    t.idle_timeout = idle;
+    t.keep_alive_pings = keep_alive_pings;
+    ws_.set_option(t);
+  }
+  void set_max_queued(std::size_t bytes) override { max_queued_ = bytes; }
+  websocket::close_reason reason() const override { return ws_.reason(); }
+  bool is_open() const override { return ws_.is_open() && !closing_; }
+
+  websocket::stream<NextLayer>& stream() { return ws_; }
+
+ private:
+  // A FIFO async mutex over the write side: a timer that never expires on
+  // its own serves as the wait queue's condition.
+  asio::awaitable<void> acquire() {
+    while (writing_) {
+      asio::steady_timer wait(ws_.get_executor(), asio::steady_timer::time_point::max());
+      waiters_.push_back(&wait);
+      co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    writing_ = true;
+  }
+  void release() {
+    writing_ = false;
+    if (!waiters_.empty()) {
+      waiters_.front()->cancel();
+      waiters_.pop_front();
+    }
+  }
+
+  websocket::stream<NextLayer> ws_;
+  std::deque<asio::steady_timer*> waiters_;
+  bool writing_ = false;
+  bool closing_ = false;
+  std::size_t queued_ = 0;
+  std::size_t max_queued_ = 1024 * 1024;
+};
+
+}  // namespace detail
+
+template <class NextLayer>
+std::shared_ptr<WebSocket> make_web_socket(websocket::stream<NextLayer> ws) {
+  return std::make_shared<detail::WebSocketImpl<NextLayer>>(std::move(ws));
+}
+
+}  // namespace paddock
