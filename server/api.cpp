@@ -2,6 +2,7 @@
 
 #include "common/time_util.hpp"
 #include "server/query.hpp"
+#include "server/transaction.hpp"
 #include "server/validation.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -19,18 +20,6 @@ namespace http = boost::beast::http;
 using nlohmann::json;
 
 namespace {
-
-ApiError from_error(const Error& e) {
-  switch (e.code) {
-    case Errc::invalid_input: return ApiError::invalid("InvalidOption", "", e.message);
-    case Errc::unauthorized: return ApiError::unauthorized();
-    case Errc::forbidden: return ApiError::forbidden(e.message);
-    case Errc::not_found: return ApiError::not_found();
-    case Errc::conflict: return ApiError::conflict(e.message);
-    case Errc::unavailable: return ApiError::unavailable(e.message);
-    default: return ApiError::internal();
-  }
-}
 
 std::string method_name(http::verb v) { return std::string(http::to_string(v)); }
 
@@ -111,8 +100,11 @@ HttpResponse Api::error(const HttpRequest& request, const ApiError& e, const std
 HttpResponse Api::reject(const HttpRequest& request, int status) {
   ApiError e = status == 413 ? ApiError::too_large()
                              : ApiError{status, "InvalidFormat", "malformed HTTP request", {}};
-  std::string base = server_.config->advertise_url.empty() ? "" : server_.config->advertise_url;
-  auto res = error(request, e, base + "/v1/schemas");
+  // X-API-Schemas is absolute on every response: the listener's scheme
+  // and the Host header, as for requests that parsed.
+  Peer peer;
+  peer.tls = server_.config->tls;
+  auto res = error(request, e, base_url(request, peer) + "/v1/schemas");
   metrics_.observe_request("rejected", method_name(request.method()), status, 0);
   return res;
 }
@@ -355,7 +347,10 @@ ApiResult<json> Api::schemas(Call& call, const std::vector<std::string>& rest) {
   const std::string base = call.ctx.scope_url();
   std::vector<json> all;
   auto add = [&](const TypeDef& def, bool can_write) {
-    if (call.ctx.project_path && def.scope != Scope::project && !def.collection.empty()) return;
+    // Under a project: the collections reachable there, project keys included.
+    if (call.ctx.project_path && def.scope != Scope::project && !def.collection.empty() && def.id != "apiKey") {
+      return;
+    }
     all.push_back(schema_resource(def, base + "/schemas", base, can_write));
   };
   for (const auto& type : types_) {
@@ -368,7 +363,8 @@ ApiResult<json> Api::schemas(Call& call, const std::vector<std::string>& rest) {
         for (const auto& [p, role] : call.caller.memberships) can_write = can_write || role >= Role::member;
       }
     } else if (type->def().id == "apiKey") {
-      can_write = true;
+      // Account keys are everyone's own; a project's keys are its members'.
+      can_write = !call.ctx.project_id || call.caller.role_in(*call.ctx.project_id) >= Role::member;
     }
     add(type->def(), can_write);
   }
@@ -505,28 +501,6 @@ ApiResult<json> Api::get(Call& call, ResourceType& type, const std::string& id) 
   if (!row) return row.error();
   return render(type, *row, call.ctx);
 }
-
-namespace {
-
-// Runs `fn` in a write transaction; ApiAbort from inside rolls back and
-// comes out as that ApiError.
-template <class F>
-ApiResult<db::Row> write_tx(db::Database& db, F&& fn) {
-  std::optional<ApiError> api_error;
-  auto result = db.write([&](db::Connection& c) -> db::Row {
-    try {
-      return fn(c);
-    } catch (const ApiAbort& e) {
-      api_error = e.error;
-      throw;
-    }
-  });
-  if (api_error) return *api_error;
-  if (!result) return from_error(result.error());
-  return std::move(*result);
-}
-
-}  // namespace
 
 ApiResult<json> Api::create(Call& call, ResourceType& type) {
   auto body = parse_json_body(call.request.body());

@@ -24,4 +24,16 @@ ApiError ApiError::invalid(std::string code, std::string field, std::string mess
 ApiError ApiError::unavailable(std::string message) { return {503, "ServiceUnavailable", std::move(message), {}}; }
 ApiError ApiError::internal() { return {500, "ServerError", "internal server error", {}}; }
 
+ApiError from_error(const Error& e) {
+  switch (e.code) {
+    case Errc::invalid_input: return ApiError::invalid("InvalidOption", "", e.message);
+    case Errc::unauthorized: return ApiError::unauthorized();
+    case Errc::forbidden: return ApiError::forbidden(e.message);
+    case Errc::not_found: return ApiError::not_found();
+    case Errc::conflict: return ApiError::conflict(e.message);
+    case Errc::unavailable: return ApiError::unavailable(e.message);
+    default: return ApiError::internal();
+  }
+}
+
 }  // namespace paddock::server

@@ -5,7 +5,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <stdexcept>
 #include <string>
 
 namespace paddock::server {
@@ -31,13 +30,10 @@ struct ApiError {
   static ApiError internal();                        // 500, never with details
 };
 
-// Thrown inside a store transaction to roll it back and answer with `error`.
-struct ApiAbort : std::runtime_error {
-  explicit ApiAbort(ApiError e) : std::runtime_error(e.message), error(std::move(e)) {}
-  ApiError error;
-};
-
 template <class T>
 using ApiResult = Result<T, ApiError>;
+
+// The API's answer for an error from a module's edge.
+ApiError from_error(const Error& e);
 
 }  // namespace paddock::server

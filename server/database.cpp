@@ -35,6 +35,15 @@ sqlite3* open_handle(const std::filesystem::path& file) {
 
 }  // namespace
 
+Value from_json(const nlohmann::json& v) {
+  if (v.is_null()) return nullptr;
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return static_cast<std::int64_t>(v.get<bool>());
+  return v.dump();
+}
+
 Connection::Connection(sqlite3* handle) : handle_(handle) {
   // WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode
   // keeps every committed transaction across a process crash (kill -9).
@@ -231,7 +240,7 @@ void Database::begin(Connection& c, bool writer) { c.exec(writer ? "BEGIN IMMEDI
 void Database::finish(Connection& c, bool commit) { c.exec(commit ? "COMMIT" : "ROLLBACK"); }
 
 Error Database::fail_from(const std::exception& e) {
-  if (const auto* abort = dynamic_cast<const Abort*>(&e)) return abort->error;
+  if (const auto* abort = dynamic_cast<const Abort*>(&e)) return abort->error;  // the caller's own refusal
   // SQL text and paths stay in the log, never in an answer.
   spdlog::error("store: {}", e.what());
   if (const auto* f = dynamic_cast<const Failure*>(&e); f && (f->code & 0xff) == SQLITE_CONSTRAINT) {

@@ -31,6 +31,10 @@ using TxResult = std::conditional_t<std::is_void_v<std::invoke_result_t<F, Conne
 using Value = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
 using Row = nlohmann::json;  // an object keyed by column name
 
+// A column value from JSON: integers, floats, strings and null as they are,
+// anything else as JSON text.
+Value from_json(const nlohmann::json& v);
+
 // One SQLite connection. Not thread-safe: Database hands each to one thread at a time.
 class Connection {
  public:
@@ -126,7 +130,7 @@ class Database {
   int schema_version_ = 0;
 };
 
-// Errors thrown inside a transaction to abort it with a specific Error.
+// Thrown inside a transaction to roll it back and fail with `error`.
 struct Abort : std::runtime_error {
   Abort(Error e) : std::runtime_error(e.message), error(std::move(e)) {}  // NOLINT
   Error error;

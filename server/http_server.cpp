@@ -70,16 +70,18 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
     // Wait for the first byte of the next request up to the idle timeout,
     // then give the whole request one read deadline: a client trickling its
     // headers a byte at a time is cut off, and holds no thread meanwhile.
+    // A new connection's first request has the read deadline from the start.
+    // Until its first byte arrives a connection is idle: stop() ends it.
     idle_ = true;
-    if (buffer.size() == 0 && !first) {
-      tcp_layer.expires_after(opts.idle_timeout);
+    if (buffer.size() == 0) {
+      tcp_layer.expires_after(first ? opts.read_timeout : opts.idle_timeout);
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), as_tuple_awaitable);
       if (ec) break;
       buffer.commit(n);
     }
-    first = false;
     idle_ = false;
-    tcp_layer.expires_after(opts.read_timeout);
+    if (!first) tcp_layer.expires_after(opts.read_timeout);
+    first = false;
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, as_tuple_awaitable);
     (void)n;
     if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||

@@ -85,6 +85,72 @@ CREATE TABLE registration_tokens (
 CREATE INDEX registration_tokens_project ON registration_tokens(projectId, created);
 CREATE INDEX registration_tokens_transitioning ON registration_tokens(transitioning);
 )sql",
+      // 2: hosts with their agents' credentials, and what they report.
+      R"sql(
+CREATE TABLE hosts (
+  id INTEGER PRIMARY KEY,
+  uuid TEXT NOT NULL UNIQUE,
+  name TEXT,
+  description TEXT,
+  projectId INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  state TEXT NOT NULL,
+  transitioning TEXT NOT NULL DEFAULT 'no',
+  transitioningMessage TEXT,
+  created INTEGER NOT NULL,
+  machineId TEXT NOT NULL,
+  credentialKey TEXT NOT NULL UNIQUE,
+  credentialSalt TEXT NOT NULL,
+  credentialHash TEXT NOT NULL,
+  registrationTokenId INTEGER,
+  agentVersion TEXT, dockerVersion TEXT, dockerApiVersion TEXT, dockerState TEXT,
+  os TEXT, kernel TEXT, arch TEXT,
+  cpuCount INTEGER, cpuPercent REAL,
+  memoryTotal INTEGER, memoryUsed INTEGER, diskTotal INTEGER, diskUsed INTEGER,
+  labels TEXT, agentIp TEXT, ipAddresses TEXT,
+  lastSeen INTEGER,
+  conflict TEXT
+);
+CREATE INDEX hosts_project ON hosts(projectId, created);
+CREATE INDEX hosts_machine ON hosts(projectId, machineId);
+-- Credentials of removed hosts, so their agents hear "removed", not "unknown".
+CREATE TABLE removed_hosts (
+  credentialKey TEXT PRIMARY KEY,
+  hostUuid TEXT NOT NULL,
+  removed INTEGER NOT NULL
+);
+CREATE TABLE containers (
+  id INTEGER PRIMARY KEY,
+  uuid TEXT NOT NULL UNIQUE,
+  name TEXT,
+  description TEXT,
+  projectId INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  hostId INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  dockerId TEXT NOT NULL,
+  image TEXT, command TEXT, status TEXT, labels TEXT, ports TEXT,
+  state TEXT NOT NULL,
+  transitioning TEXT NOT NULL DEFAULT 'no',
+  transitioningMessage TEXT,
+  created INTEGER NOT NULL,
+  UNIQUE (hostId, dockerId)
+);
+CREATE INDEX containers_project ON containers(projectId, created);
+CREATE TABLE images (
+  id INTEGER PRIMARY KEY,
+  uuid TEXT NOT NULL UNIQUE,
+  name TEXT,
+  description TEXT,
+  projectId INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  hostId INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  dockerId TEXT NOT NULL,
+  tags TEXT, size INTEGER,
+  state TEXT NOT NULL DEFAULT 'active',
+  transitioning TEXT NOT NULL DEFAULT 'no',
+  transitioningMessage TEXT,
+  created INTEGER NOT NULL,
+  UNIQUE (hostId, dockerId)
+);
+CREATE INDEX images_project ON images(projectId, created);
+)sql",
   };
   return steps;
 }

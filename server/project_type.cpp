@@ -1,4 +1,5 @@
 #include "server/resource_types.hpp"
+#include "server/transaction.hpp"
 
 namespace paddock::server {
 

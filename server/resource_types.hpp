@@ -15,6 +15,9 @@ inline constexpr const char* project = "1p";
 inline constexpr const char* project_member = "1m";
 inline constexpr const char* api_key = "1k";
 inline constexpr const char* registration_token = "1t";
+inline constexpr const char* host = "1h";
+inline constexpr const char* container = "1c";
+inline constexpr const char* image = "1i";
 }  // namespace id_prefix
 
 std::unique_ptr<ResourceType> make_account_type();
@@ -23,5 +26,10 @@ std::unique_ptr<ResourceType> make_project_member_type();
 std::unique_ptr<ResourceType> make_api_key_type();
 // `created` is called after a token is stored so the worker can activate it.
 std::unique_ptr<ResourceType> make_registration_token_type(std::function<void()> created);
+
+class AgentHub;
+std::unique_ptr<ResourceType> make_host_type(AgentHub& agents);
+std::unique_ptr<ResourceType> make_container_type();
+std::unique_ptr<ResourceType> make_image_type();
 
 }  // namespace paddock::server

@@ -3,6 +3,8 @@
 #include "common/jwt.hpp"
 #include "common/tls.hpp"
 #include "common/version.hpp"
+#include "server/agent_endpoints.hpp"
+#include "server/agent_hub.hpp"
 #include "server/api.hpp"
 #include "server/bootstrap.hpp"
 #include "server/database.hpp"
@@ -34,6 +36,7 @@ struct Server::Impl {
   std::optional<jwt::KeyRing> keys;
   EventBus events;
   Metrics metrics;
+  AgentHub agents;
   ServerContext context;
   std::unique_ptr<Api> api;
   std::unique_ptr<TokenWorker> tokens;
@@ -98,11 +101,17 @@ Status Server::Impl::open() {
   api = std::make_unique<Api>(context, metrics);
   tokens = std::make_unique<TokenWorker>(io, context, *api);
   api->add_type(make_account_type());
-  api->add_type(make_project_type({"projectMembers", "apiKeys", "registrationTokens"}));
+  api->add_type(make_project_type(
+      {"projectMembers", "apiKeys", "registrationTokens", "hosts", "containers", "images"}));
   api->add_type(make_project_member_type());
   api->add_type(make_api_key_type());
   api->add_type(make_registration_token_type([this] { tokens->kick(); }));
+  api->add_type(make_host_type(agents));
+  api->add_type(make_container_type());
+  api->add_type(make_image_type());
   add_system_routes(*api, context);
+  add_agent_routes(*api, context, agents, metrics);
+  if (auto st = reset_host_connections(*db); !st) return st;
 
   HttpServerOptions options;
   options.host = config.listen_host;

@@ -1,6 +1,5 @@
 #pragma once
-// Routes outside the API-key world: GET /v1/cacerts (the CA agents pin) and
-// GET /v1/scripts/<token> (a registration URL).
+// GET /v1/cacerts: the CA agents pin, no credentials needed.
 
 #include "server/api.hpp"
 

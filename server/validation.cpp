@@ -304,6 +304,7 @@ ApiResult<json> check_value(const FieldDef& f, const json& v) {
     case FieldType::float_: {
       if (!v.is_number()) return invalid_type(f, "must be a number");
       const double d = v.get<double>();
+      if (!std::isfinite(d)) return invalid_type(f, "must be a finite number");
       if (auto err = check_range(f, d)) return *err;
       return json(d);
     }
@@ -407,7 +408,15 @@ ApiResult<json> validate_input(const TypeDef& type, const json& body, InputMode 
       if (it == body.end()) {
         if (mode == InputMode::update) continue;
         if (f.default_value) {
-          out[f.name] = *f.default_value;
+          // Defaults come from the type tables; normalize them like input
+          // (a date default given as text is stored as epoch ms).
+          if (f.default_value->is_null()) {
+            out[f.name] = nullptr;
+          } else {
+            auto normalized = check_value(f, *f.default_value);
+            if (!normalized) return ApiError::internal();  // a bad TypeDef, not bad input
+            out[f.name] = std::move(*normalized);
+          }
         } else if (f.required) {
           return ApiError::invalid("MissingRequired", f.name, "field is required");
         }

@@ -1,0 +1,131 @@
+#include "server/agent_endpoints.hpp"
+
+#include "common/crypto.hpp"
+#include "common/jwt.hpp"
+#include "common/time_util.hpp"
+#include "server/host_facts.hpp"
+#include "server/transaction.hpp"
+#include "server/validation.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace paddock::server {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+// The token behind a registration URL if it may still register a host; an
+// unknown, expired, used-up or inactive token is simply not found.
+db::Row usable_token(db::Connection& c, const std::string& token) {
+  if (token.empty() || token.size() > 128) return nullptr;
+  const std::string hash = crypto::sha256_hex(token);
+  auto row = c.query_one("SELECT * FROM registration_tokens WHERE tokenHash = ?", {hash});
+  if (row.is_null() || row["state"] != "active") return nullptr;
+  // Found by its hash through an index; confirm in constant time anyway.
+  if (!crypto::constant_time_equals(row["tokenHash"].get<std::string>(), hash)) return nullptr;
+  if (row["expiresAt"].is_number() && row["expiresAt"].get<std::int64_t>() <= time_util::now_ms()) return nullptr;
+  if (row["maxUses"].is_number() && row["uses"].get<std::int64_t>() >= row["maxUses"].get<std::int64_t>()) {
+    return nullptr;
+  }
+  return row;
+}
+
+struct Credential {
+  std::string access, secret, salt, hash;
+};
+
+Credential new_credential() {
+  Credential c;
+  c.access = "agent-" + crypto::random_token(12);
+  c.secret = crypto::random_token(32);
+  c.salt = crypto::random_token(16);
+  c.hash = crypto::hash_secret(c.salt, c.secret);
+  return c;
+}
+
+HttpResponse get_registration(Api& api, ServerContext& server, HttpRequest& req, const std::string& token,
+                              const std::string& base) {
+  const std::string schemas = base + "/v1/schemas";
+  auto row = server.db->read([&](db::Connection& c) { return usable_token(c, token); });
+  if (!row) return api.error(req, ApiError::internal(), schemas);
+  if (row->is_null()) return api.error(req, ApiError::not_found(), schemas);
+  json body = {{"type", "registration"},
+               {"serverUrl", base},
+               {"registrationUrl", base + "/v1/scripts/" + token},
+               {"caChecksum", server.ca_checksum.empty() ? json() : json(server.ca_checksum)}};
+  return api.respond(req, 200, body, schemas);
+}
+
+HttpResponse post_registration(Api& api, ServerContext& server, HttpRequest& req, const std::string& token,
+                               const std::string& base) {
+  const std::string schemas = base + "/v1/schemas";
+  auto body = parse_json_body(req.body());
+  if (!body) return api.error(req, body.error(), schemas);
+  auto facts = registration_facts(*body);
+  if (!facts) return api.error(req, facts.error(), schemas);
+
+  const Credential credential = new_credential();
+  db::Row token_row;
+  auto host = write_tx(*server.db, [&](db::Connection& c) -> db::Row {
+    token_row = usable_token(c, token);
+    if (token_row.is_null()) throw ApiAbort(ApiError::not_found());
+    const auto project = token_row["projectId"].get<std::int64_t>();
+    const auto now = time_util::now_ms();
+    c.exec("UPDATE registration_tokens SET uses = uses + 1 WHERE id = ?", {db::from_json(token_row["id"])});
+    token_row = c.query_one("SELECT * FROM registration_tokens WHERE id = ?", {db::from_json(token_row["id"])});
+
+    // The same machine registering again (its state was lost, or the command
+    // re-run) gets its host back with a new credential: never a second host.
+    auto existing = c.query_one("SELECT id, state FROM hosts WHERE projectId = ? AND machineId = ?",
+                                {project, (*facts)["machineId"].get<std::string>()});
+    if (!existing.is_null() && existing["state"] == "inactive") {
+      throw ApiAbort({403, "HostDeactivated",
+                      "this machine's host is deactivated: activate or remove it before registering again", {}});
+    }
+    std::int64_t id;
+    if (!existing.is_null()) {
+      id = existing["id"].get<std::int64_t>();
+      c.exec("UPDATE hosts SET credentialKey = ?, credentialSalt = ?, credentialHash = ?, registrationTokenId = ? "
+             "WHERE id = ?",
+             {credential.access, credential.salt, credential.hash, db::from_json(token_row["id"]), id});
+    } else {
+      c.exec("INSERT INTO hosts (uuid, name, projectId, state, created, machineId, credentialKey, credentialSalt, "
+             "credentialHash, registrationTokenId) VALUES (?, ?, ?, 'registering', ?, ?, ?, ?, ?, ?)",
+             {crypto::hex_encode(crypto::random_bytes(16)), (*facts)["hostname"].get<std::string>(), project, now,
+              (*facts)["machineId"].get<std::string>(), credential.access, credential.salt, credential.hash,
+              db::from_json(token_row["id"])});
+      id = c.last_insert_id();
+    }
+    apply_host_facts(c, id, *facts);
+    return c.query_one("SELECT * FROM hosts WHERE id = ?", {id});
+  });
+  if (!host) return api.error(req, host.error(), schemas);
+  api.publish(*api.type("registrationToken"), token_row);
+  api.publish(*api.type("host"), *host);
+  spdlog::info("host {} registered ({})", host->value("name", ""), api.type("host")->id_of(*host));
+  json answer = {{"type", "agentRegistration"},
+                 {"hostId", api.type("host")->id_of(*host)},
+                 {"hostUuid", (*host)["uuid"]},
+                 {"credential", {{"accessKey", credential.access}, {"secretKey", credential.secret}}},
+                 {"serverUrl", base},
+                 {"jwks", server.keys->public_keys().to_jwks()}};
+  return api.respond(req, 201, answer, schemas);
+}
+
+}  // namespace
+
+void add_registration_route(Api& api, ServerContext& server) {
+  ExtraRoute scripts;
+  scripts.handle = [&api, &server](HttpRequest& req, const Peer&, const std::vector<std::string>& rest,
+                                   const std::string& base) {
+    if (rest.size() != 1) return api.error(req, ApiError::not_found(), base + "/v1/schemas");
+    if (req.method() == http::verb::get) return get_registration(api, server, req, rest[0], base);
+    if (req.method() == http::verb::post) return post_registration(api, server, req, rest[0], base);
+    return api.error(req, ApiError::method_not_allowed(), base + "/v1/schemas");
+  };
+  api.add_route("scripts", std::move(scripts));
+}
+
+}  // namespace paddock::server
