@@ -3,6 +3,8 @@
 
 #include "common/crypto.hpp"
 #include "common/time_util.hpp"
+#include "server/server_context.hpp"
+#include "server/stream_broker.hpp"
 
 namespace paddock::server {
 
@@ -87,6 +89,11 @@ class ApiKeyType final : public ResourceType {
     return row;
   }
 
+  db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
+    ctx.server->streams->close_key(row["publicValue"], "the API key was removed");
+    return ResourceType::remove(c, ctx, row);
+  }
+
   void after_create(nlohmann::json& resource, const db::Row& row, const nlohmann::json&) const override {
     resource["secretValue"] = row["secretValue"];
   }
@@ -97,9 +104,10 @@ class ApiKeyType final : public ResourceType {
     return {};
   }
 
-  nlohmann::json act(db::Connection& c, const RequestContext&, const db::Row& row, const std::string& action,
+  nlohmann::json act(db::Connection& c, const RequestContext& ctx, const db::Row& row, const std::string& action,
                      const nlohmann::json&) override {
     const auto id = row["id"].get<std::int64_t>();
+    if (action == "deactivate") ctx.server->streams->close_key(row["publicValue"], "the API key was revoked");
     c.exec("UPDATE api_keys SET state = ? WHERE id = ?",
            {std::string(action == "deactivate" ? "inactive" : "active"), id});
     return {{"row", reload(c, id)}};

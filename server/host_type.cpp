@@ -2,6 +2,10 @@
 #include "server/resource_types.hpp"
 
 #include "common/time_util.hpp"
+#include "server/server_context.hpp"
+#include "server/stream_broker.hpp"
+#include "server/stream_tokens.hpp"
+#include "server/transaction.hpp"
 
 namespace paddock::server {
 
@@ -49,7 +53,8 @@ class HostType final : public ResourceType {
     d.fields.push_back(field("ipAddresses", FieldType::array, "string").null().stored("ipAddresses"));
     d.fields.push_back(field("lastSeen", FieldType::date).null().stored("lastSeen").filter().sort());
     d.fields.push_back(field("conflict", FieldType::string).null().stored("conflict"));
-    d.resource_actions = {{"deactivate", "", "host"}, {"activate", "", "host"}};
+    d.resource_actions = {{"deactivate", "", "host"}, {"activate", "", "host"},
+                          {"stats", "containerStatsInput", "hostAccess"}};
     d.updatable = d.deletable = true;
     return d;
   }
@@ -58,17 +63,23 @@ class HostType final : public ResourceType {
     const auto state = row["state"].get<std::string>();
     if (state == "inactive") return {"activate"};
     if (state == "removed") return {};
-    return {"deactivate"};
+    return {"deactivate", "stats"};
   }
 
-  nlohmann::json act(db::Connection& c, const RequestContext&, const db::Row& row, const std::string& action,
-                     const nlohmann::json&) override {
+  nlohmann::json act(db::Connection& c, const RequestContext& ctx, const db::Row& row, const std::string& action,
+                     const nlohmann::json& input) override {
     const auto id = row["id"].get<std::int64_t>();
+    if (action == "stats") {
+      auto params = stream_params("hoststats", input);
+      if (!params) throw ApiAbort(params.error());
+      return issue_stream_token(ctx, id, "hoststats", "", *params);
+    }
     if (action == "deactivate") {
       // Revokes the credential: /v1/connect now refuses it, and the live
       // connection is closed with the reason.
       c.exec("UPDATE hosts SET state = 'inactive' WHERE id = ?", {id});
       agents_.close(id, {static_cast<websocket::close_code>(4403), "host deactivated"});
+      ctx.server->streams->close_host(id, "the host was deactivated");
     } else {
       c.exec("UPDATE hosts SET state = CASE WHEN lastSeen IS NULL THEN 'registering' ELSE 'disconnected' END, "
              "conflict = NULL WHERE id = ?",
@@ -81,6 +92,7 @@ class HostType final : public ResourceType {
     c.exec("INSERT OR REPLACE INTO removed_hosts (credentialKey, hostUuid, removed) VALUES (?, ?, ?)",
            {row["credentialKey"].get<std::string>(), row["uuid"].get<std::string>(), time_util::now_ms()});
     agents_.close(row["id"].get<std::int64_t>(), {static_cast<websocket::close_code>(4410), "host removed"});
+    ctx.server->streams->close_host(row["id"].get<std::int64_t>(), "the host was removed");
     return ResourceType::remove(c, ctx, row);
   }
 
@@ -114,7 +126,25 @@ class ContainerType final : public ResourceType {
     d.fields.push_back(field("status", FieldType::string).null().stored("status"));
     d.fields.push_back(field("labels", FieldType::map, "string").null().stored("labels"));
     d.fields.push_back(field("ports", FieldType::array, "json").null().stored("ports"));
+    d.resource_actions = {{"logs", "containerLogsInput", "hostAccess"},
+                          {"execute", "containerExecInput", "hostAccess"},
+                          {"stats", "containerStatsInput", "hostAccess"}};
     return d;
+  }
+
+  std::vector<std::string> actions(const db::Row& row) const override {
+    if (row["state"] == "removed") return {};
+    if (row["state"] == "running") return {"logs", "execute", "stats"};
+    return {"logs", "stats"};
+  }
+
+  nlohmann::json act(db::Connection&, const RequestContext& ctx, const db::Row& row, const std::string& action,
+                     const nlohmann::json& input) override {
+    const std::string op = action == "execute" ? "exec" : action;
+    auto params = stream_params(op, input);
+    if (!params) throw ApiAbort(params.error());
+    return issue_stream_token(ctx, row["hostId"].get<std::int64_t>(), op, row["dockerId"].get<std::string>(),
+                              *params);
   }
 };
 

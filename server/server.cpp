@@ -13,6 +13,9 @@
 #include "server/metrics.hpp"
 #include "server/resource_types.hpp"
 #include "server/server_context.hpp"
+#include "server/stream_broker.hpp"
+#include "server/stream_endpoints.hpp"
+#include "server/stream_tokens.hpp"
 #include "server/system_routes.hpp"
 #include "server/token_worker.hpp"
 
@@ -37,6 +40,7 @@ struct Server::Impl {
   EventBus events;
   Metrics metrics;
   AgentHub agents;
+  StreamBroker streams;
   ServerContext context;
   std::unique_ptr<Api> api;
   std::unique_ptr<TokenWorker> tokens;
@@ -84,6 +88,8 @@ Status Server::Impl::open() {
   context.db = db.get();
   context.events = &events;
   context.keys = &*keys;
+  context.agents = &agents;
+  context.streams = &streams;
   context.secrets_key = *secrets;
 
   std::shared_ptr<boost::asio::ssl::context> tls_context;
@@ -110,7 +116,9 @@ Status Server::Impl::open() {
   api->add_type(make_container_type());
   api->add_type(make_image_type());
   add_system_routes(*api, context);
+  for (auto& def : stream_schema_types()) api->add_schema_type(std::move(def));
   add_agent_routes(*api, context, agents, metrics);
+  add_stream_routes(*api, context, metrics);
   if (auto st = reset_host_connections(*db); !st) return st;
 
   HttpServerOptions options;

@@ -12,12 +12,17 @@ namespace paddock::jwt { class KeyRing; }
 
 namespace paddock::server {
 
+class AgentHub;
+class StreamBroker;
+
 class ServerContext {
  public:
   const Config* config = nullptr;
   db::Database* db = nullptr;
   EventBus* events = nullptr;
   jwt::KeyRing* keys = nullptr;
+  AgentHub* agents = nullptr;
+  StreamBroker* streams = nullptr;
   std::string secrets_key;  // 32 bytes: seals registration tokens at rest
   std::string ca_pem;       // what GET /v1/cacerts serves (empty: operator's certificate)
   std::string ca_checksum;  // sha256 hex of ca_pem, put in agent commands; empty without own CA

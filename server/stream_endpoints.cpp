@@ -1,0 +1,208 @@
+#include "server/stream_endpoints.hpp"
+
+#include "common/jwt.hpp"
+#include "common/time_util.hpp"
+#include "server/agent_hub.hpp"
+#include "server/query.hpp"
+#include "server/stream_broker.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+namespace paddock::server {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+// The agent has this long to dial its tunnel after the user connects.
+constexpr auto kAgentDialTimeout = std::chrono::seconds(10);
+// One message (a Docker frame, a stdin chunk) at most; with one message in
+// flight per direction this bounds what a stream buffers.
+constexpr std::size_t kMaxMessage = 1024 * 1024;
+// A reader that takes no message for this long is gone.
+constexpr auto kStallTimeout = std::chrono::seconds(120);
+
+std::string bearer_token(const HttpRequest& req) {
+  auto header = req[http::field::authorization];
+  constexpr std::string_view prefix = "Bearer ";
+  if (header.size() > prefix.size() && header.substr(0, prefix.size()) == prefix) {
+    return std::string(header.substr(prefix.size()));
+  }
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) return {};
+  for (auto p : url->params()) {
+    if (p.key == "token") return p.value;
+  }
+  return {};
+}
+
+struct Verified {
+  json claims;
+  std::int64_t host_id = 0;
+  std::string jti;
+};
+
+// Signature, expiry, issuer and shape of a stream token.
+ApiResult<Verified> verify_token(ServerContext& server, const std::string& token, const std::string& base) {
+  if (token.empty()) return ApiError::unauthorized();
+  auto claims = server.keys->verify(token, time_util::now_s());
+  if (!claims) return ApiError{401, "Unauthorized", claims.error().message, {}};
+  Verified v;
+  v.claims = std::move(*claims);
+  const auto& c = v.claims;
+  if (!c.contains("jti") || !c["jti"].is_string() || !c.contains("aud") || !c["aud"].is_string() ||
+      !c.contains("op") || !c["op"].is_string() || !c.contains("sub") || !c["sub"].is_string()) {
+    return ApiError{401, "Unauthorized", "malformed token", {}};
+  }
+  if (server.config->advertise_url.empty() ? false : c.value("iss", "") != base) {
+    return ApiError{401, "Unauthorized", "token from another server", {}};
+  }
+  const std::string aud = c["aud"];
+  if (aud.rfind("1h", 0) != 0) return ApiError{401, "Unauthorized", "malformed token", {}};
+  try {
+    v.host_id = std::stoll(aud.substr(2));
+  } catch (const std::exception&) {
+    return ApiError{401, "Unauthorized", "malformed token", {}};
+  }
+  v.jti = c["jti"];
+  return v;
+}
+
+// Pumps messages from one socket to the other until `from` ends, then
+// closes `to` with the same reason. Each message is written before the next
+// is read: TCP's flow control reaches all the way back to the sender.
+asio::awaitable<void> pump(std::shared_ptr<WebSocket> from, std::shared_ptr<WebSocket> to) {
+  beast::flat_buffer buffer;
+  for (;;) {
+    auto ec = co_await from->read(buffer);
+    if (ec) break;
+    const bool binary = !from->got_text();
+    auto data = std::make_shared<std::string>(beast::buffers_to_string(buffer.data()));
+    buffer.consume(buffer.size());
+    // Write on the other socket's strand and wait for it.
+    auto wec = co_await asio::co_spawn(
+        to->get_executor(),
+        [to, data, binary]() -> asio::awaitable<error_code> { co_return co_await to->write(asio::buffer(*data), binary); },
+        asio::use_awaitable);
+    if (wec) break;
+  }
+  auto reason = from->reason();
+  if (reason.code == websocket::close_code::none) reason = {websocket::close_code::going_away, "peer went away"};
+  asio::post(to->get_executor(), [to, reason] { to->close_soon(reason); });
+}
+
+Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpRequest& req, const std::string& base) {
+  Upgrade up;
+  const std::string schemas = base + "/v1/schemas";
+  auto refuse = [&](const ApiError& e) {
+    up.refusal = api.error(req, e, schemas);
+    metrics.observe_request("/v1/stream", "GET", e.status, 0);
+    return up;
+  };
+  auto verified = verify_token(server, bearer_token(req), base);
+  if (!verified) return refuse(verified.error());
+  auto v = std::move(*verified);
+  // The caller must still hold a key with the right to act on the host.
+  auto allowed = server.db->read([&](db::Connection& c) -> int {
+    auto host = c.query_one("SELECT projectId, state FROM hosts WHERE id = ?", {v.host_id});
+    if (host.is_null() || host["state"] == "inactive") return 404;
+    auto key = c.query_one("SELECT id FROM api_keys WHERE publicValue = ? AND state = 'active' AND (expiresAt IS NULL "
+                           "OR expiresAt > ?)",
+                           {v.claims["sub"].get<std::string>(), time_util::now_ms()});
+    if (key.is_null()) return 403;
+    auto caller = c.query_one(
+        "SELECT k.projectId AS keyProject, a.kind, m.role FROM api_keys k LEFT JOIN accounts a ON a.id = k.accountId "
+        "LEFT JOIN project_members m ON m.accountId = k.accountId AND m.projectId = ? WHERE k.publicValue = ?",
+        {db::from_json(host["projectId"]), v.claims["sub"].get<std::string>()});
+    const bool ok = caller["kind"] == "admin" || caller["keyProject"] == host["projectId"] ||
+                    caller["role"] == "owner" || caller["role"] == "member";
+    return ok ? 200 : 403;
+  });
+  if (!allowed) return refuse(ApiError::internal());
+  if (*allowed == 404) return refuse(ApiError::unavailable("the host is not available"));
+  if (*allowed == 403) return refuse(ApiError::forbidden("the caller may no longer use this host"));
+  if (!server.agents->connected(v.host_id)) return refuse(ApiError::unavailable("the host is not connected"));
+  if (!server.streams->consume(v.jti, v.claims["exp"].get<std::int64_t>())) {
+    return refuse(ApiError{401, "Unauthorized", "token already used", {}});
+  }
+
+  up.run = [&server, &metrics, v, token = bearer_token(req)](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
+    metrics.websocket_opened("stream");
+    ws->set_read_limit(kMaxMessage);
+    ws->set_idle_timeout(kStallTimeout, true);
+    ws->set_max_queued(kMaxMessage);
+    auto stream = server.streams->open(v.jti, v.host_id, v.claims["sub"], ws);
+    if (!server.agents->send(v.host_id, json({{"type", "open"}, {"token", token}}).dump())) {
+      send_status_and_close(ws, R"({"status":"Failure","message":"the host is not connected"})");
+    } else {
+      stream->waiting->expires_after(kAgentDialTimeout);
+      co_await stream->waiting->async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!stream->agent) {
+        send_status_and_close(ws, R"({"status":"Failure","message":"the host's agent did not open the stream in time"})");
+      } else {
+        co_await pump(ws, stream->agent);
+      }
+    }
+    // Drain until the close completes so the final status is delivered.
+    beast::flat_buffer sink;
+    while (!stream->agent && !(co_await ws->read(sink))) sink.consume(sink.size());
+    server.streams->finish(v.jti);
+    metrics.websocket_closed("stream");
+  };
+  return up;
+}
+
+Upgrade agent_tunnel(Api& api, ServerContext& server, Metrics& metrics, HttpRequest& req, const std::string& base) {
+  Upgrade up;
+  const std::string schemas = base + "/v1/schemas";
+  auto refuse = [&](const ApiError& e) {
+    up.refusal = api.error(req, e, schemas);
+    metrics.observe_request("/v1/tunnel", "GET", e.status, 0);
+    return up;
+  };
+  auto verified = verify_token(server, bearer_token(req), base);
+  if (!verified) return refuse(verified.error());
+  auto v = std::move(*verified);
+  if (!server.agents->connected(v.host_id)) return refuse(ApiError::unauthorized());
+  up.run = [&server, &metrics, v](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
+    ws->set_read_limit(kMaxMessage);
+    ws->set_idle_timeout(kStallTimeout, true);
+    auto stream = server.streams->join(v.jti, v.host_id, ws);
+    if (!stream) {
+      co_await ws->close({websocket::close_code::policy_error, "no stream waits for this token"});
+      co_return;
+    }
+    metrics.websocket_opened("tunnel");
+    co_await pump(ws, stream->user);
+    metrics.websocket_closed("tunnel");
+  };
+  return up;
+}
+
+}  // namespace
+
+void add_stream_routes(Api& api, ServerContext& server, Metrics& metrics) {
+  auto plain = [&api](HttpRequest& req, const Peer&, const std::vector<std::string>&, const std::string& base) {
+    return api.error(req, {400, "InvalidFormat", "this is a WebSocket endpoint: send an Upgrade request", {}},
+                     base + "/v1/schemas");
+  };
+  ExtraRoute stream;
+  stream.handle = plain;
+  stream.upgrade = [&](HttpRequest& req, const Peer&, const std::string& base) {
+    return user_stream(api, server, metrics, req, base);
+  };
+  api.add_route("stream", std::move(stream));
+  ExtraRoute tunnel;
+  tunnel.handle = plain;
+  tunnel.upgrade = [&](HttpRequest& req, const Peer&, const std::string& base) {
+    return agent_tunnel(api, server, metrics, req, base);
+  };
+  api.add_route("tunnel", std::move(tunnel));
+}
+
+}  // namespace paddock::server
