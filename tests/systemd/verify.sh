@@ -7,7 +7,10 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 sed "s|@CMAKE_INSTALL_FULL_BINDIR@|$build/server|" "$src/systemd/paddock-server.service.in" >"$out/paddock-server.service"
 sed "s|@CMAKE_INSTALL_FULL_BINDIR@|$build/agent|" "$src/systemd/paddock-agent.service.in" >"$out/paddock-agent.service"
-systemd-analyze verify "$out/paddock-server.service" "$out/paddock-agent.service"
+# verify reports some fatal unit errors on stderr yet exits 0: any output fails.
+report=$(systemd-analyze verify "$out/paddock-server.service" "$out/paddock-agent.service" 2>&1) || {
+  echo "$report" >&2; exit 1; }
+if [[ -n $report ]]; then echo "$report" >&2; exit 1; fi
 # The hardening the units promise must stay in them.
 for key in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes Restart=on-failure \
            StateDirectory= EnvironmentFile=; do
