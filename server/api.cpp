@@ -446,8 +446,13 @@ json Api::render(const ResourceType& type, const db::Row& row, const RequestCont
 }
 
 ApiResult<json> Api::list(Call& call, ResourceType& type, Condition extra, const std::string& self) {
-  static const std::set<std::string, std::less<>> kIgnored = {"projectId_ctx"};
-  auto query = parse_list_query(type.def(), call.params, kIgnored);
+  // Reference filters ("hostId=1h5") name rows of other types by API id.
+  auto prefix_of = [this](std::string_view t) -> std::optional<std::string> {
+    auto it = by_id_.find(std::string(t));
+    if (it == by_id_.end()) return std::nullopt;
+    return it->second->def().id_prefix;
+  };
+  auto query = parse_list_query(type.def(), call.params, {}, prefix_of);
   if (!query) return query.error();
   Condition visible = type.visible(call.ctx);
   SqlFragment scope{"(" + visible.sql + ") AND (" + extra.sql + ")", {}};

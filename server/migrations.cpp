@@ -9,7 +9,7 @@ const std::vector<std::string_view>& migrations() {
       // 1: accounts, projects, members, API keys, registration tokens.
       R"sql(
 CREATE TABLE accounts (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -20,7 +20,7 @@ CREATE TABLE accounts (
   created INTEGER NOT NULL
 );
 CREATE TABLE projects (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -30,7 +30,7 @@ CREATE TABLE projects (
   created INTEGER NOT NULL
 );
 CREATE TABLE project_members (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -45,7 +45,7 @@ CREATE TABLE project_members (
 );
 CREATE INDEX project_members_account ON project_members(accountId);
 CREATE TABLE api_keys (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -62,7 +62,7 @@ CREATE TABLE api_keys (
   CHECK ((accountId IS NULL) <> (projectId IS NULL))
 );
 CREATE TABLE registration_tokens (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -88,7 +88,7 @@ CREATE INDEX registration_tokens_transitioning ON registration_tokens(transition
       // 2: hosts with their agents' credentials, and what they report.
       R"sql(
 CREATE TABLE hosts (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -119,7 +119,7 @@ CREATE TABLE removed_hosts (
   removed INTEGER NOT NULL
 );
 CREATE TABLE containers (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
@@ -135,7 +135,7 @@ CREATE TABLE containers (
 );
 CREATE INDEX containers_project ON containers(projectId, created);
 CREATE TABLE images (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   uuid TEXT NOT NULL UNIQUE,
   name TEXT,
   description TEXT,
