@@ -170,6 +170,10 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
   };
   auto credentials = parse_basic_auth(req[http::field::authorization]);
   if (!credentials) return refuse(ApiError::unauthorized());
+  // Names the agent process, so its own reconnect replaces a connection the
+  // server has not yet seen die, while another machine's is a conflict.
+  std::string instance(req["X-Paddock-Agent-Instance"]);
+  if (instance.size() > 64) instance.clear();
   const std::string conflict_note = "another machine (" + peer.address + ") connected with this host's identity at " +
                                     time_util::format_rfc3339(time_util::now_ms()) + " and was refused";
   bool conflicted = false;
@@ -188,7 +192,7 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     if (host["state"] == "inactive") {
       throw ApiAbort({403, "HostDeactivated", "this host was deactivated by an administrator", {}});
     }
-    if (agents.connected(host["id"].get<std::int64_t>())) {
+    if (agents.held_by_other(host["id"].get<std::int64_t>(), instance)) {
       // A cloned machine: refuse it, and show the conflict on the host.
       c.exec("UPDATE hosts SET conflict = ? WHERE id = ?", {conflict_note, db::from_json(host["id"])});
       conflicted = true;
@@ -206,9 +210,9 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
 
   const auto host_id = host["id"].get<std::int64_t>();
   const auto project_id = host["projectId"].get<std::int64_t>();
-  up.run = [&api, &server, &agents, &metrics, host_id, project_id,
+  up.run = [&api, &server, &agents, &metrics, host_id, project_id, instance,
             addr = peer.address](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
-    const auto session = agents.attach(host_id, ws);
+    const auto session = agents.attach(host_id, ws, instance);
     if (session == 0) {
       co_await ws->close({static_cast<websocket::close_code>(4409), "another machine is connected with this identity"});
       co_return;
@@ -251,9 +255,11 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     }
     agents.detach(host_id, session);
     metrics.websocket_closed("agent");
-    (void)set_state(api, server, host_id,
-                    "UPDATE hosts SET state = 'disconnected', lastSeen = ? WHERE id = ? AND state = 'active'");
-    spdlog::info("agent of host {} disconnected", host_id);
+    if (!agents.connected(host_id)) {  // not replaced by a newer connection
+      (void)set_state(api, server, host_id,
+                      "UPDATE hosts SET state = 'disconnected', lastSeen = ? WHERE id = ? AND state = 'active'");
+      spdlog::info("agent of host {} disconnected", host_id);
+    }
   };
   return up;
 }

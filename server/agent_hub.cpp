@@ -4,16 +4,30 @@
 
 namespace paddock::server {
 
-std::uint64_t AgentHub::attach(std::int64_t host_id, const std::shared_ptr<WebSocket>& ws) {
+std::uint64_t AgentHub::attach(std::int64_t host_id, const std::shared_ptr<WebSocket>& ws,
+                               const std::string& instance) {
   std::lock_guard lock(mutex_);
   auto it = links_.find(host_id);
   if (it != links_.end()) {
     auto live = it->second.ws.lock();
-    if (live && live->is_open()) return 0;
+    if (live && live->is_open()) {
+      if (instance.empty() || it->second.instance != instance) return 0;
+      boost::asio::post(live->get_executor(), [live] {
+        live->close_soon({websocket::close_code::going_away, "replaced by a new connection"});
+      });
+    }
   }
   const auto session = next_++;
-  links_[host_id] = Link{session, ws};
+  links_[host_id] = Link{session, ws, instance};
   return session;
+}
+
+bool AgentHub::held_by_other(std::int64_t host_id, const std::string& instance) const {
+  std::lock_guard lock(mutex_);
+  auto it = links_.find(host_id);
+  if (it == links_.end()) return false;
+  auto live = it->second.ws.lock();
+  return live && live->is_open() && (instance.empty() || it->second.instance != instance);
 }
 
 void AgentHub::detach(std::int64_t host_id, std::uint64_t session) {

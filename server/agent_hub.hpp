@@ -15,9 +15,13 @@ namespace paddock::server {
 
 class AgentHub {
  public:
-  // Registers the host's connection. Returns 0 when the host already has a
-  // live one, else an id for detach().
-  std::uint64_t attach(std::int64_t host_id, const std::shared_ptr<WebSocket>& ws);
+  // Registers the host's connection. `instance` names the agent process: a
+  // live connection of the same instance is replaced (it reconnected before
+  // the server noticed the old one die); one of another instance is kept and
+  // 0 is returned (a conflict). Otherwise returns an id for detach().
+  std::uint64_t attach(std::int64_t host_id, const std::shared_ptr<WebSocket>& ws, const std::string& instance);
+  // Whether a connection of another instance than `instance` is live.
+  bool held_by_other(std::int64_t host_id, const std::string& instance) const;
   // Forgets the connection if it is still the registered one.
   void detach(std::int64_t host_id, std::uint64_t session);
   bool connected(std::int64_t host_id) const;
@@ -31,6 +35,7 @@ class AgentHub {
   struct Link {
     std::uint64_t session;
     std::weak_ptr<WebSocket> ws;
+    std::string instance;
   };
   std::shared_ptr<WebSocket> find(std::int64_t host_id) const;
 

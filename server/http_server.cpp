@@ -17,6 +17,8 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
+
 namespace paddock::server {
 
 namespace http = beast::http;
@@ -95,7 +97,21 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
       res.keep_alive(false);
       res.prepare_payload();
       tcp_layer.expires_after(opts.write_timeout);
-      co_await http::async_write(stream, res, as_tuple_awaitable);
+      auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
+      (void)wn;
+      if (!wec) {
+        // Lingering close (RFC 9112 §9.6): a client still sending the body we
+        // refused would otherwise get a reset instead of this answer. Drain
+        // what it sends until it hangs up, bounded in time and bytes.
+        tcp_layer.expires_after(std::chrono::seconds(5));
+        std::array<char, 16 * 1024> sink;
+        std::size_t drained = 0;
+        while (drained < 4 * opts.body_limit) {
+          auto [dec, dn] = co_await stream.async_read_some(asio::buffer(sink), as_tuple_awaitable);
+          if (dec) break;
+          drained += dn;
+        }
+      }
       break;
     }
 

@@ -63,6 +63,7 @@ const char* neutral_literal(FieldType t) {
     case FieldType::int_:
     case FieldType::date:
     case FieldType::boolean:
+    case FieldType::reference:  // a row id
       return "0";
     case FieldType::float_:
       return "0.0";
@@ -76,6 +77,7 @@ SqlValue neutral_value(FieldType t) {
     case FieldType::int_:
     case FieldType::date:
     case FieldType::boolean:
+    case FieldType::reference:
       return std::int64_t{0};
     case FieldType::float_:
       return 0.0;
@@ -111,10 +113,18 @@ std::optional<double> parse_double(std::string_view s) {
   return v;
 }
 
-// "1t42" -> 42 for prefix "1t"; only the canonical spelling matches.
-std::optional<std::int64_t> parse_api_id(std::string_view prefix, std::string_view id) {
-  if (id.size() <= prefix.size() || id.substr(0, prefix.size()) != prefix) return std::nullopt;
-  const std::string_view digits = id.substr(prefix.size());
+// "1t42" -> 42 for prefix "1t"; only the canonical spelling matches. With no
+// known prefix, whatever precedes the trailing digits is taken as one.
+std::optional<std::int64_t> parse_api_id(const std::optional<std::string>& prefix, std::string_view id) {
+  std::string_view digits;
+  if (prefix) {
+    if (id.size() <= prefix->size() || id.substr(0, prefix->size()) != *prefix) return std::nullopt;
+    digits = id.substr(prefix->size());
+  } else {
+    const std::size_t last = id.find_last_not_of("0123456789");
+    if (last == std::string_view::npos || last + 1 == id.size()) return std::nullopt;
+    digits = id.substr(last + 1);
+  }
   if (digits[0] == '-' || (digits[0] == '0' && digits.size() > 1)) return std::nullopt;
   return parse_int64(digits);
 }
@@ -176,8 +186,8 @@ const char* type_word(FieldType t) {
   }
 }
 
-SqlFragment condition_sql(const ListQuery& q, const FilterCondition& c) {
-  const std::string col = quote_ident(c.is_id ? std::string("id") : c.column);
+SqlFragment condition_sql(const FilterCondition& c) {
+  const std::string col = quote_ident(c.column);
   const std::string& m = c.modifier;
   if (m == "null") return {col + " IS NULL", {}};
   if (m == "notnull") return {col + " IS NOT NULL", {}};
@@ -188,7 +198,7 @@ SqlFragment condition_sql(const ListQuery& q, const FilterCondition& c) {
     const SqlValue pattern = m == "prefix" ? SqlValue(escape_like(c.values[0]) + "%")
                                            : SqlValue(c.values[0]);
     const std::string op = m == "notlike" ? " NOT LIKE ? ESCAPE '\\'" : " LIKE ? ESCAPE '\\'";
-    return {expr + op, {SqlValue(q.id_prefix), pattern}};
+    return {expr + op, {SqlValue(c.id_prefix), pattern}};
   }
   if (c.is_id && c.params.empty()) {
     // Malformed ids name no row.
@@ -273,9 +283,13 @@ const char* order_name(SortOrder o) { return o == SortOrder::asc ? "asc" : "desc
 std::string encode_marker(const Marker& m) {
   json j = {{"s", m.sort},
             {"o", order_name(m.order)},
-            {"v", sql_value_json(m.value)},
             {"i", m.id},
             {"d", m.direction == PageDirection::next ? "next" : "prev"}};
+  // Stored text is not necessarily valid UTF-8 (and JSON cannot carry it):
+  // such a key travels as base64url of its bytes.
+  const auto* text = std::get_if<std::string>(&m.value);
+  if (text && !is_clean_text(*text)) j["b"] = crypto::base64url_encode(*text);
+  else j["v"] = sql_value_json(m.value);
   if (m.inclusive) j["x"] = true;
   return crypto::base64url_encode(j.dump());
 }
@@ -287,10 +301,11 @@ std::optional<Marker> decode_marker(std::string_view text) {
   ApiResult<json> parsed = parse_json_body(*raw);
   if (!parsed || !parsed->is_object()) return std::nullopt;
   const json& j = *parsed;
-  const auto s = j.find("s"), o = j.find("o"), v = j.find("v"), i = j.find("i"), d = j.find("d"),
-             x = j.find("x");
-  if (s == j.end() || !s->is_string() || o == j.end() || !o->is_string() || v == j.end() ||
-      i == j.end() || !i->is_number_integer() || d == j.end() || !d->is_string()) {
+  const auto s = j.find("s"), o = j.find("o"), v = j.find("v"), b = j.find("b"), i = j.find("i"),
+             d = j.find("d"), x = j.find("x");
+  if (s == j.end() || !s->is_string() || o == j.end() || !o->is_string() ||
+      (v == j.end()) == (b == j.end()) || i == j.end() || !i->is_number_integer() || d == j.end() ||
+      !d->is_string()) {
     return std::nullopt;
   }
   Marker m;
@@ -307,7 +322,12 @@ std::optional<Marker> decode_marker(std::string_view text) {
     return std::nullopt;
   }
   m.id = i->get<std::int64_t>();
-  if (v->is_number_unsigned()) {
+  if (b != j.end()) {
+    if (!b->is_string()) return std::nullopt;
+    std::optional<std::string> bytes = crypto::base64url_decode(b->get<std::string>());
+    if (!bytes) return std::nullopt;
+    m.value = std::move(*bytes);
+  } else if (v->is_number_unsigned()) {
     if (v->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return std::nullopt;
     }
@@ -331,7 +351,8 @@ std::optional<Marker> decode_marker(std::string_view text) {
 // ---------------------------------------------------------------- parsing --
 
 ApiResult<ListQuery> parse_list_query(const TypeDef& type, const QueryParams& params,
-                                      const std::set<std::string, std::less<>>& ignored) {
+                                      const std::set<std::string, std::less<>>& ignored,
+                                      const IdPrefixOf& prefix_of) {
   ListQuery q;
   q.table = type.table;
   q.id_prefix = type.id_prefix;
@@ -373,14 +394,23 @@ ApiResult<ListQuery> parse_list_query(const TypeDef& type, const QueryParams& pa
     c.modifier = modifier;
     c.column = f->column;
     c.type = f->type;
-    c.is_id = is_id_field(*f);
+    std::optional<std::string> prefix;  // of the ids in this field, if known
+    if (is_id_field(*f)) {
+      c.is_id = true;
+      c.column = "id";
+      prefix = type.id_prefix;
+    } else if (f->type == FieldType::reference) {
+      c.is_id = true;
+      if (prefix_of) prefix = prefix_of(f->type_param);
+    }
+    c.id_prefix = prefix.value_or("");
     if (modifier != "null" && modifier != "notnull") {
       if (!is_clean_text(value)) {
         return invalid_filter(name, "value must be UTF-8 text without control characters");
       }
       if (c.is_id) {
         if (modifier == "eq" || modifier == "ne") {
-          if (auto id = parse_api_id(type.id_prefix, value)) c.params.emplace_back(*id);
+          if (auto id = parse_api_id(prefix, value)) c.params.emplace_back(*id);
         }
       } else {
         std::optional<SqlValue> v = filter_value(*f, modifier, value);
@@ -459,7 +489,7 @@ SqlFragment where_clause(const ListQuery& query) {
   for (const FilterCondition& c : query.filters) {
     if (!out.sql.empty()) out.sql += " AND ";
     out.sql += "(";
-    append(out, condition_sql(query, c));
+    append(out, condition_sql(c));
     out.sql += ")";
   }
   return out;

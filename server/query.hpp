@@ -28,7 +28,8 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 using SqlValue = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
 
 // SQL text with `?` placeholders and the values to bind to them, in order.
-// Identifiers in `sql` come only from TypeDefs; values never appear in it.
+// Identifiers in `sql` come only from TypeDefs and values from requests never
+// appear in it (the LIMIT is an integer literal formatted here).
 struct SqlFragment {
   std::string sql;
   std::vector<SqlValue> params;
@@ -46,7 +47,10 @@ struct FilterCondition {
   // How to query it:
   std::string column;
   FieldType type = FieldType::string;
-  bool is_id = false;               // the primary key: `values` are API ids
+  // The primary key or a reference: the column holds a row id, `values` are
+  // API ids (`id_prefix` + row id) and like-filters see that spelling.
+  bool is_id = false;
+  std::string id_prefix;
   std::vector<SqlValue> params;     // typed values (malformed ids left out)
 };
 
@@ -87,6 +91,10 @@ struct ListQuery {
 inline constexpr std::int64_t kDefaultLimit = 100;
 inline constexpr std::int64_t kMaxLimit = 1000;
 
+// The id prefix of a type named by its schema id ("project" -> "1p"), for
+// reference fields; nullopt for an unknown type.
+using IdPrefixOf = std::function<std::optional<std::string>(std::string_view type_id)>;
+
 // Parses `params` for a collection of `type`. Reserved: limit, marker, sort,
 // order; names in `ignored` (handled by the caller, e.g. projectId) are
 // skipped; parameters with an empty name are skipped. Empty limit, marker,
@@ -97,8 +105,13 @@ inline constexpr std::int64_t kMaxLimit = 1000;
 //   InvalidSort    fieldName "sort" / "order"
 //   InvalidType    fieldName "limit": not an integer
 //   MinLimitExceeded fieldName "limit": below 1 (above 1000 is clamped)
+// Reference fields are stored as the target's row id. With `prefix_of`, a
+// reference filter value must be an id of the target type (anything else
+// matches nothing, like a malformed `id`); without it, any "<prefix><digits>"
+// is taken by its digits and like-filters see the bare row number.
 ApiResult<ListQuery> parse_list_query(const TypeDef& type, const QueryParams& params,
-                                      const std::set<std::string, std::less<>>& ignored = {});
+                                      const std::set<std::string, std::less<>>& ignored = {},
+                                      const IdPrefixOf& prefix_of = {});
 
 // The filters ANDed, each parenthesized; "1=1" when there are none.
 SqlFragment where_clause(const ListQuery& query);

@@ -60,7 +60,11 @@ class RegistrationTokenType final : public ResourceType {
   }
 
   std::vector<std::string> actions(const db::Row& row) const override {
-    if (row["state"] == "active") return {"deactivate"};
+    // A token past its expiresAt shows as expired (decorate) before the
+    // worker records it, and offers what an expired token offers: nothing.
+    const bool past = row.contains("expiresAt") && row["expiresAt"].is_number() &&
+                      row["expiresAt"].get<std::int64_t>() <= time_util::now_ms();
+    if (row["state"] == "active") return past ? std::vector<std::string>{} : std::vector<std::string>{"deactivate"};
     if (row["state"] == "inactive") return {"activate"};
     return {};
   }

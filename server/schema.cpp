@@ -87,8 +87,8 @@ std::string FieldDef::type_name() const {
 }
 
 FieldDef field(std::string name, FieldType type, std::string type_param) {
+  // No column until .stored(): a field is computed unless it says otherwise.
   FieldDef f;
-  f.column = name;  // most fields live in a column of the same name
   f.name = std::move(name);
   f.type = type;
   f.type_param = std::move(type_param);

@@ -84,11 +84,15 @@ asio::awaitable<void> pump(std::shared_ptr<WebSocket> from, std::shared_ptr<WebS
     const bool binary = !from->got_text();
     auto data = std::make_shared<std::string>(beast::buffers_to_string(buffer.data()));
     buffer.consume(buffer.size());
-    // Write on the other socket's strand and wait for it.
-    auto wec = co_await asio::co_spawn(
-        to->get_executor(),
-        [to, data, binary]() -> asio::awaitable<error_code> { co_return co_await to->write(asio::buffer(*data), binary); },
-        asio::use_awaitable);
+    // Write on the other socket's strand and wait for it. The lambda and the
+    // executor are named: GCC 12 destroys a closure temporary inside a
+    // co_await expression twice (the captured shared_ptr lost a reference
+    // per message until the socket was freed under the pump).
+    auto write = [to, data, binary]() -> asio::awaitable<error_code> {
+      co_return co_await to->write(asio::buffer(*data), binary);
+    };
+    auto to_executor = to->get_executor();
+    auto wec = co_await asio::co_spawn(to_executor, std::move(write), asio::use_awaitable);
     if (wec) break;
   }
   auto reason = from->reason();

@@ -76,7 +76,7 @@ ApiResult<json> stream_params(const std::string& op, const json& input) {
       return ApiError::invalid("InvalidOption", "tail", "tail is a number of lines or \"all\"");
     }
     for (const char* name : {"since", "until"}) {
-      if (input[name].is_null()) continue;
+      if (!input.contains(name) || input[name].is_null()) continue;
       auto t = parse_time(input[name]);
       if (!t || *t < 0) return ApiError::invalid("InvalidType", name, std::string(name) + " is RFC 3339 or epoch seconds");
       params[name] = *t;

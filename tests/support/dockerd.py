@@ -269,7 +269,8 @@ class PrivateDockerd:
             raise DockerdError("dockerd not found in PATH (Debian: apt-get install docker.io)")
         # A namespace of our own in case dockerd picks a system containerd
         # (it does when /run/containerd/containerd.sock exists).
-        ns = "pdk-" + os.path.basename(self.dir.rstrip("/"))[-40:]
+        # containerd namespaces allow letters, digits and single inner dashes.
+        ns = "pdk-" + "".join(c for c in os.path.basename(self.dir.rstrip("/")) if c.isalnum())[-40:]
         argv = [
             dockerd,
             "--data-root", os.path.join(self.dir, "data"),
