@@ -1,5 +1,7 @@
 #include "agent/docker_stream.hpp"
 
+#include "common/json_limits.hpp"
+
 #include "agent/docker_client.hpp"
 #include "agent/messages.hpp"
 #include "common/version.hpp"
@@ -36,32 +38,6 @@ constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
 constexpr std::size_t kMaxMessage = 512;
 constexpr std::size_t kMaxJsonDepth = 128;
-
-bool json_depth_within(std::string_view text, std::size_t max_depth) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return true;
-}
 
 Error transport(const std::string& what, const error_code& ec) {
   return Error{Errc::unavailable, what + ": " + ec.message()};
