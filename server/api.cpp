@@ -189,7 +189,8 @@ HttpResponse Api::handle(HttpRequest& request, const Peer& peer) {
     }
   }
 
-  Call call{request, peer, {}, {}, std::move(target->params), {}, schemas_url, "other", 200, std::nullopt};
+  Call call{request, peer, {}, {}, std::move(target->params),
+            std::vector<std::string>(segs.begin() + 1, segs.end()), schemas_url, "other", 200, std::nullopt};
   call.ctx.base_url = base;
   call.ctx.server = &server_;
 
@@ -238,8 +239,7 @@ HttpResponse Api::handle(HttpRequest& request, const Peer& peer) {
 }
 
 ApiResult<json> Api::dispatch(Call& call) {
-  auto target = parse_target(call.request.target());
-  std::vector<std::string> segs(target->segments.begin() + 1, target->segments.end());  // below /v1
+  std::vector<std::string>& segs = call.rest;
   Caller& caller = call.caller;
   if (caller.key_project_id) call.ctx.project_id = caller.key_project_id;
 
