@@ -127,8 +127,15 @@ class WebSocketImpl final : public WebSocket {
     asio::co_spawn(
         ws_.get_executor(),
         [self, reason]() -> asio::awaitable<void> {
-          // A peer that never answers the close is cut off by the timeout.
-          beast::get_lowest_layer(self->ws_).expires_after(std::chrono::seconds(5));
+          // A peer that never answers the close is cut off by the WebSocket's
+          // handshake timeout (which also bounds the close handshake). The
+          // TCP layer's own timer must stay unused under the WebSocket's.
+          websocket::stream_base::timeout t{};
+          self->ws_.get_option(t);
+          if (t.handshake_timeout == websocket::stream_base::none()) {
+            t.handshake_timeout = std::chrono::seconds(5);
+            self->ws_.set_option(t);
+          }
           co_await self->close(reason);
         },
         asio::detached);

@@ -604,7 +604,10 @@ class ConcurrencyTest(StreamTestCase):
         self.assertLess(time.monotonic() - t0, 10)
         self.assertEqual(self.api.ok("GET", "/v1/hosts/" + self.host_id)["state"], "active")
         # The agent read from Docker only what the tunnel took: 20 MB did not pile up in it.
-        self.assertLess(agent_rss(self.agent) - rss_before, 8 << 20)
+        # (Under AddressSanitizer freed memory sits in its quarantine, so only
+        # the normal build measures this bound; both check that nothing waited.)
+        if not os.environ.get("PADDOCK_SANITIZED"):
+            self.assertLess(agent_rss(self.agent) - rss_before, 8 << 20)
 
 
 class RefusalTest(StreamTestCase):
