@@ -60,12 +60,10 @@ class Ingest {
     auto facts = host_report(report);
     if (!facts) return "malformed host report";
     facts->erase("machineId");
-    auto before = c.query_one("SELECT * FROM hosts WHERE id = ?", {host_id_});
     apply_host_facts(c, host_id_, *facts);
     c.exec("UPDATE hosts SET lastSeen = ? WHERE id = ?", {time_util::now_ms(), host_id_});
     auto after = c.query_one("SELECT * FROM hosts WHERE id = ?", {host_id_});
     changes.emplace_back(api_.type("host"), after);
-    (void)before;
     return std::nullopt;
   }
 
