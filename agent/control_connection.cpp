@@ -14,12 +14,6 @@
 
 #include <exception>
 
-// GCC 12 flags Asio's coroutine frames as freed by a mismatched operator
-// delete when it inlines them: a false positive (GCC PR 109224, fixed in 13).
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
 namespace paddock::agent {
 
 namespace {

@@ -32,12 +32,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-// GCC 12 flags Asio's coroutine frames as freed by a mismatched operator
-// delete when it inlines them: a false positive (GCC PR 109224, fixed in 13).
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
 // Note on coroutines: co_await appears only as a whole statement or an
 // initializer, with non-trivial arguments named (GCC 12 mishandles some
 // temporaries and subexpressions around co_await).

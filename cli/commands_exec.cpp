@@ -25,11 +25,7 @@ int exec(Session& s, const ExecOptions& o) {
 
   s.out.flush();
   stream::RunOptions run;
-  run.handlers.on_stdout = [](std::string_view data) { return terminal::write_all(STDOUT_FILENO, data); };
-  run.handlers.on_stderr = [](std::string_view data) {
-    terminal::write_all(STDERR_FILENO, data);
-    return true;
-  };
+  run.handlers = stream::terminal_handlers();
   if (o.interactive) run.stdin_fd = STDIN_FILENO;
   // Raw mode is for typing into a remote terminal: a tty, attached, from a terminal.
   run.raw_terminal = o.tty && o.interactive && terminal::is_terminal(STDIN_FILENO);

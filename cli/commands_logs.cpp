@@ -96,11 +96,7 @@ int logs(Session& s, const LogsOptions& o) {
 
   s.out.flush();
   stream::RunOptions run;
-  run.handlers.on_stdout = [](std::string_view data) { return terminal::write_all(STDOUT_FILENO, data); };
-  run.handlers.on_stderr = [](std::string_view data) {
-    terminal::write_all(STDERR_FILENO, data);
-    return true;
-  };
+  run.handlers = stream::terminal_handlers();
   const auto outcome = stream::run_stream(*access, *trust, std::move(run));
   if (!outcome.error.empty()) return s.fail(outcome.error);
   if (outcome.signal != 0) return 128 + outcome.signal;

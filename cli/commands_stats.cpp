@@ -96,14 +96,9 @@ int stats(Session& s, const StatsOptions& o) {
   auto containers = targets(s, o);
   if (!containers) return s.fail(containers.error());
 
-  std::vector<std::string> host_ids;
-  for (const auto& c : *containers) {
-    const std::string id = str(c, "hostId");
-    if (!id.empty() && std::find(host_ids.begin(), host_ids.end(), id) == host_ids.end()) host_ids.push_back(id);
-  }
-  auto names = host_names(s.api, host_ids);
+  auto names = host_names_of(s.api, *containers);
   if (!names) return s.fail(names.error());
-  const std::map<std::string, std::string> host_name(names->begin(), names->end());
+  const std::map<std::string, std::string>& host_name = *names;
 
   std::vector<std::unique_ptr<Watched>> watched;
   const json input = {{"stream", !o.no_stream}};

@@ -77,6 +77,17 @@ ApiResult<std::vector<std::pair<std::string, std::string>>> host_names(ApiClient
   return out;
 }
 
+ApiResult<std::map<std::string, std::string>> host_names_of(ApiClient& api, const std::vector<json>& containers) {
+  std::vector<std::string> ids;
+  for (const auto& c : containers) {
+    const std::string id = str(c, "hostId");
+    if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  auto names = host_names(api, ids);
+  if (!names) return names.error();
+  return std::map<std::string, std::string>(names->begin(), names->end());
+}
+
 ApiResult<json> resolve_host(ApiClient& api, std::string_view ref) {
   if (ref.empty()) return resolve_error("a host must be named by its id or name");
   if (is_paddock_id(ref, "1h")) {

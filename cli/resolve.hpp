@@ -35,5 +35,7 @@ ApiResult<json> resolve_project(ApiClient& api, std::string_view ref);
 // caller cannot see map to themselves. Order follows `ids`.
 ApiResult<std::vector<std::pair<std::string, std::string>>> host_names(ApiClient& api,
                                                                        const std::vector<std::string>& ids);
+// The names of the hosts these containers run on, by host id.
+ApiResult<std::map<std::string, std::string>> host_names_of(ApiClient& api, const std::vector<json>& containers);
 
 }  // namespace paddock::cli

@@ -20,6 +20,17 @@
 
 namespace paddock::cli::stream {
 
+Handlers terminal_handlers() {
+  Handlers h;
+  h.on_stdout = [](std::string_view data) { return terminal::write_all(STDOUT_FILENO, data); };
+  // A closed stderr is no reason to stop the stream.
+  h.on_stderr = [](std::string_view data) {
+    terminal::write_all(STDERR_FILENO, data);
+    return true;
+  };
+  return h;
+}
+
 namespace {
 
 std::string state_of(const json& resource) {

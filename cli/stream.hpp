@@ -91,6 +91,9 @@ struct Handlers {
   std::function<bool(std::string_view)> on_text;  // a text message: a stats sample
 };
 
+// Handlers that write channel 1 to stdout and channel 2 to stderr.
+Handlers terminal_handlers();
+
 // Reads `ws` until the status message, the close, or stop(): one reader per
 // socket. Must run on the socket's executor, as must every other call.
 class Reader {

@@ -100,14 +100,18 @@ asio::awaitable<void> pump(std::shared_ptr<WebSocket> from, std::shared_ptr<WebS
   asio::post(to->get_executor(), [to, reason] { to->close_soon(reason); });
 }
 
+// A refusal before the upgrade, answered and counted like any request.
+Upgrade refusal(Api& api, Metrics& metrics, const HttpRequest& req, const std::string& base, const char* route,
+                const ApiError& e) {
+  metrics.observe_request(route, "GET", e.status, 0);
+  Upgrade up;
+  up.refusal = api.error(req, e, base + "/v1/schemas");
+  return up;
+}
+
 Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpRequest& req, const std::string& base) {
   Upgrade up;
-  const std::string schemas = base + "/v1/schemas";
-  auto refuse = [&](const ApiError& e) {
-    up.refusal = api.error(req, e, schemas);
-    metrics.observe_request("/v1/stream", "GET", e.status, 0);
-    return up;
-  };
+  auto refuse = [&](const ApiError& e) { return refusal(api, metrics, req, base, "/v1/stream", e); };
   auto verified = verify_token(server, bearer_token(req), base);
   if (!verified) return refuse(verified.error());
   auto v = std::move(*verified);
@@ -163,12 +167,7 @@ Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpReque
 
 Upgrade agent_tunnel(Api& api, ServerContext& server, Metrics& metrics, HttpRequest& req, const std::string& base) {
   Upgrade up;
-  const std::string schemas = base + "/v1/schemas";
-  auto refuse = [&](const ApiError& e) {
-    up.refusal = api.error(req, e, schemas);
-    metrics.observe_request("/v1/tunnel", "GET", e.status, 0);
-    return up;
-  };
+  auto refuse = [&](const ApiError& e) { return refusal(api, metrics, req, base, "/v1/tunnel", e); };
   auto verified = verify_token(server, bearer_token(req), base);
   if (!verified) return refuse(verified.error());
   auto v = std::move(*verified);
