@@ -1,5 +1,6 @@
 #include "agent/agent.hpp"
 
+#include "agent/bootstrap.hpp"
 #include "agent/control_connection.hpp"
 #include "agent/docker_client.hpp"
 #include "agent/docker_monitor.hpp"
@@ -19,6 +20,9 @@
 
 #include <csignal>
 #include <exception>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 namespace paddock::agent {
 
@@ -87,7 +91,17 @@ class Agent {
     auto machine = machine_id(options_.state_dir);
     if (!machine) co_return finish({kExitFailure, "cannot find or make a machine id: " + machine.error().message});
 
-    if (plan.action == Plan::Action::register_host) {
+    // A bootstrap checks it can hand over before it uses up a token.
+    json self;
+    if (options_.bootstrap) {
+      auto inspected = co_await inspect_own_container();
+      if (!inspected) co_return finish(inspected.error());
+      self = std::move(*inspected);
+      if (auto ok = check_bootstrap_container(self, options_); !ok) co_return finish(ok.error());
+    }
+
+    const bool registering = plan.action == Plan::Action::register_host;
+    if (registering) {
       auto state = co_await register_this_host(*plan.url, *machine);
       if (!state) co_return finish(state.error());
       // Saved even when a signal came meanwhile: the server counted the use.
@@ -114,16 +128,55 @@ class Agent {
       }
     }
     if (stopping_) co_return;
+    if (options_.bootstrap) co_return co_await hand_over(self, registering);
     start_services();
+  }
+
+  // The container this bootstrap runs in, as Docker sees it.
+  asio::awaitable<Result<json, ExitStatus>> inspect_own_container() {
+    std::ifstream file("/proc/self/mountinfo");
+    std::stringstream mountinfo;
+    mountinfo << file.rdbuf();
+    const std::string id = own_container_id(mountinfo.str());
+    if (id.empty()) {
+      co_return ExitStatus{kExitRefused,
+                           "--bootstrap (PADDOCK_BOOTSTRAP) is for the agent image started by docker run; "
+                           "this process is not in a Docker container: run paddock-agent without it"};
+    }
+    auto self = co_await docker_call([this, &id](DockerClient::JsonHandler done) {
+      docker_->inspect_container(id, std::move(done));
+    });
+    if (!self) co_return ExitStatus{kExitRefused, "cannot inspect this container through Docker: " + self.error().message};
+    co_return std::move(*self);
+  }
+
+  // Starts the long-running agent container and says, in one line, which
+  // host this is.
+  asio::awaitable<void> hand_over(const json& self, bool registered_now) {
+    auto spec = agent_container_spec(self, options_, state_);
+    if (!spec) co_return finish(spec.error());
+    auto started = co_await start_agent_container(*docker_, std::move(*spec));
+    if (!started) co_return finish(started.error());
+    const std::string name = (co_await host_facts()).name;
+    std::cout << (registered_now ? "registered this host" : "this host is already registered") << " as \"" << name
+              << "\" (" << state_.host_id << ") with " << state_.server_url << "; paddock-agent " << kVersion
+              << " runs in the container " << kAgentContainerName << " (" << started->substr(0, 12) << ")"
+              << std::endl;
+    finish({kExitOk, ""});
+  }
+
+  // The host's facts; Docker knows the host's real name even when the agent
+  // runs in a container.
+  asio::awaitable<HostFacts> host_facts() {
+    DockerFacts docker_facts;
+    auto info = co_await docker_call([this](DockerClient::JsonHandler done) { docker_->info(std::move(done)); });
+    if (info) docker_facts = docker_facts_from(nullptr, *info);
+    co_return collector_->collect(docker_facts);
   }
 
   asio::awaitable<Result<State, ExitStatus>> register_this_host(const RegistrationUrl& url,
                                                                const std::string& machine) {
-    // Docker knows the host's real name even when the agent runs in a container.
-    DockerFacts docker_facts;
-    auto info = co_await docker_call([this](DockerClient::JsonHandler done) { docker_->info(std::move(done)); });
-    if (info) docker_facts = docker_facts_from(nullptr, *info);
-    const HostFacts facts = collector_->collect(docker_facts);
+    const HostFacts facts = co_await host_facts();
 
     tls::ClientTrust trust = tls::ClientTrust::system();
     std::string ca_pem;

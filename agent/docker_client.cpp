@@ -238,9 +238,12 @@ class Transfer {
     if (multi_ != nullptr) curl_multi_wakeup(multi_);
   }
 
-  // GET target ("/v1.41/info"); timeout zero means none (the event stream).
-  Outcome get(const std::string& target, std::chrono::milliseconds timeout, const Sink& sink,
-              const std::function<void()>& on_headers = {}) {
+  // One request: method ("GET", "POST", "DELETE"), target ("/v1.41/info")
+  // and a JSON body (POST only; empty: none). A zero timeout means none (the
+  // event stream).
+  Outcome perform(const std::string& method, const std::string& target, const std::string& body,
+                  std::chrono::milliseconds timeout, const Sink& sink,
+                  const std::function<void()>& on_headers = {}) {
     Outcome out;
     CURL* easy = multi_ != nullptr ? curl_easy_init() : nullptr;
     if (easy == nullptr) {
@@ -268,6 +271,15 @@ class Transfer {
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress);
     curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &ctx);
+    curl_slist* headers = nullptr;
+    if (method == "POST") {
+      headers = curl_slist_append(headers, "Content-Type: application/json");
+      curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.c_str());
+    } else if (method != "GET") {
+      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.c_str());
+    }
 
     bool finished = false;
     if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
@@ -302,6 +314,7 @@ class Transfer {
     if (out.error.empty()) out.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(out.code);
     curl_multi_remove_handle(multi_, easy);
     curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
     return out;
   }
 
@@ -351,10 +364,17 @@ class Transfer {
 
 // -- the client -----------------------------------------------------------
 
+namespace {
+// What a call's answer must be.
+enum class Reply { object, array, object_or_none };
+}  // namespace
+
 struct DockerClient::Impl {
   struct Job {
+    std::string method;
     std::string path;  // without the /v<version> prefix
-    bool expect_array = false;
+    std::string body;  // JSON for a POST; empty: none
+    Reply reply = Reply::object;
     JsonHandler done;
     boost::asio::any_io_executor work;  // tracks outstanding work until posted
   };
@@ -429,9 +449,10 @@ struct DockerClient::Impl {
     api_version.clear();
   }
 
-  // A bounded GET whose body is JSON.
-  Result<nlohmann::json> get_json(Transfer& transfer, const std::string& target,
-                                  const std::string& what) {
+  // A bounded request whose answer is JSON, or nothing (null) for a 204 or
+  // a 304 ("already started", "already stopped").
+  Result<nlohmann::json> call(Transfer& transfer, const std::string& method, const std::string& target,
+                              const std::string& request_body, const std::string& what) {
     std::string body;
     bool too_large = false;
     std::size_t limit = options.max_body_bytes;
@@ -448,13 +469,15 @@ struct DockerClient::Impl {
       body.append(data);
       return true;
     };
-    auto out = transfer.get(target, options.request_timeout, sink);
+    auto out = transfer.perform(method, target, request_body, options.request_timeout, sink);
     if (too_large) {
       return Error{Errc::invalid_input,
                    "Docker's reply to " + what + " exceeds " + std::to_string(limit) + " bytes"};
     }
     if (out.code != CURLE_OK || out.cancelled) return transfer_error(out, what);
+    if (out.status == 304) return nlohmann::json();
     if (out.status < 200 || out.status >= 300) return http_error(out.status, body, what);
+    if (body.empty() && out.status == 204) return nlohmann::json();
     return parse_untrusted_json(body, "Docker's reply to " + what);
   }
 
@@ -468,7 +491,7 @@ struct DockerClient::Impl {
       std::lock_guard lock(api_mutex);
       if (!api_version.empty()) return api_version;  // another worker just did
     }
-    auto reply = get_json(transfer, "/version", "GET /version");
+    auto reply = call(transfer, "GET", "/version", {}, "GET /version");
     if (!reply) return reply.error();
     const auto& v = *reply;
     auto server = v.is_object() ? v.find("ApiVersion") : v.end();
@@ -511,28 +534,36 @@ struct DockerClient::Impl {
         job = std::move(queue.front());
         queue.pop_front();
       }
-      std::string what = "GET " + job.path;
+      std::string what = job.method + " " + job.path.substr(0, job.path.find('?'));
       Result<nlohmann::json> result = Error{Errc::internal, "unset"};
       auto version = negotiate(transfer);
       if (!version) {
         result = version.error();
       } else {
-        result = get_json(transfer, "/v" + *version + job.path, what);
-        if (result && job.expect_array != result->is_array()) {
+        result = call(transfer, job.method, "/v" + *version + job.path, job.body, what);
+        const bool shape_ok = !result || (job.reply == Reply::array && result->is_array()) ||
+                              (job.reply == Reply::object && result->is_object()) ||
+                              (job.reply == Reply::object_or_none && (result->is_object() || result->is_null()));
+        if (!shape_ok) {
           result = Error{Errc::invalid_input, "Docker's reply to " + what + " is not a JSON " +
-                                                  (job.expect_array ? "array" : "object")};
+                                                  (job.reply == Reply::array ? "array" : "object")};
         }
       }
       post_result(job.work, std::move(job.done), std::move(result));
     }
   }
 
-  void submit(std::string path, bool expect_array, JsonHandler done) {
+  void submit(std::string path, Reply reply, JsonHandler done) {
+    submit("GET", std::move(path), {}, reply, std::move(done));
+  }
+
+  void submit(std::string method, std::string path, std::string body, Reply reply, JsonHandler done) {
     auto work = tracked();
     {
       std::lock_guard lock(queue_mutex);
       if (!stopping && queue.size() < options.max_queued_calls) {
-        queue.push_back(Job{std::move(path), expect_array, std::move(done), std::move(work)});
+        queue.push_back(Job{std::move(method), std::move(path), std::move(body), reply, std::move(done),
+                            std::move(work)});
         queue_cv.notify_one();
         return;
       }
@@ -601,8 +632,8 @@ struct DockerClient::Impl {
       connected = [&] { boost::asio::post(work, on_connected); };
     }
 
-    auto out = transfer.get("/v" + *version + "/events" + query, std::chrono::milliseconds{0}, sink,
-                            connected);
+    auto out = transfer.perform("GET", "/v" + *version + "/events" + query, {}, std::chrono::milliseconds{0},
+                                sink, connected);
     if (events_stop.load() || stop_flag.load()) return end(Ok{});
     if (failure) return end(*failure);
     if (out.code != CURLE_OK) return end(transfer_error(out, what));
@@ -654,23 +685,53 @@ std::string DockerClient::api_version() const {
   return impl_->api_version;
 }
 
-void DockerClient::version(JsonHandler done) { impl_->submit("/version", false, std::move(done)); }
-void DockerClient::info(JsonHandler done) { impl_->submit("/info", false, std::move(done)); }
+void DockerClient::version(JsonHandler done) { impl_->submit("/version", Reply::object, std::move(done)); }
+void DockerClient::info(JsonHandler done) { impl_->submit("/info", Reply::object, std::move(done)); }
 void DockerClient::list_containers(JsonHandler done) {
-  impl_->submit("/containers/json?all=1", true, std::move(done));
+  impl_->submit("/containers/json?all=1", Reply::array, std::move(done));
 }
 void DockerClient::list_images(JsonHandler done) {
-  impl_->submit("/images/json", true, std::move(done));
+  impl_->submit("/images/json", Reply::array, std::move(done));
+}
+
+bool DockerClient::refuse_bad_ref(const std::string& ref, JsonHandler& done) {
+  if (is_valid_container_ref(ref)) return false;
+  Impl::post_result(impl_->tracked(), std::move(done),
+                    Error{Errc::invalid_input, "not a container id or name: '" + printable(ref, kMaxRefLength) + "'"});
+  return true;
 }
 
 void DockerClient::inspect_container(std::string ref, JsonHandler done) {
-  if (!is_valid_container_ref(ref)) {
-    Impl::post_result(impl_->tracked(), std::move(done),
-                      Error{Errc::invalid_input,
-                            "not a container id or name: '" + printable(ref, kMaxRefLength) + "'"});
-    return;
-  }
-  impl_->submit("/containers/" + url_encode(ref) + "/json", false, std::move(done));
+  if (refuse_bad_ref(ref, done)) return;
+  impl_->submit("/containers/" + url_encode(ref) + "/json", Reply::object, std::move(done));
+}
+
+void DockerClient::create_container(std::string name, const nlohmann::json& spec, JsonHandler done) {
+  if (refuse_bad_ref(name, done)) return;
+  impl_->submit("POST", "/containers/create?name=" + url_encode(name), spec.dump(), Reply::object, std::move(done));
+}
+
+void DockerClient::start_container(std::string ref, JsonHandler done) {
+  if (refuse_bad_ref(ref, done)) return;
+  impl_->submit("POST", "/containers/" + url_encode(ref) + "/start", {}, Reply::object_or_none, std::move(done));
+}
+
+void DockerClient::stop_container(std::string ref, std::chrono::seconds grace, JsonHandler done) {
+  if (refuse_bad_ref(ref, done)) return;
+  impl_->submit("POST", "/containers/" + url_encode(ref) + "/stop?t=" + std::to_string(grace.count()), {},
+                Reply::object_or_none, std::move(done));
+}
+
+void DockerClient::rename_container(std::string ref, std::string new_name, JsonHandler done) {
+  if (refuse_bad_ref(ref, done) || refuse_bad_ref(new_name, done)) return;
+  impl_->submit("POST", "/containers/" + url_encode(ref) + "/rename?name=" + url_encode(new_name), {},
+                Reply::object_or_none, std::move(done));
+}
+
+void DockerClient::remove_container(std::string ref, JsonHandler done) {
+  if (refuse_bad_ref(ref, done)) return;
+  impl_->submit("DELETE", "/containers/" + url_encode(ref) + "?force=1", {}, Reply::object_or_none,
+                std::move(done));
 }
 
 void DockerClient::events(EventHandler on_event, EndHandler on_end, DockerEventsOptions options) {

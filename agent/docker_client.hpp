@@ -120,6 +120,14 @@ class DockerClient {
   void inspect_container(std::string ref, JsonHandler done);  // GET /containers/{ref}/json
   void list_images(JsonHandler done);                         // GET /images/json (an array)
 
+  // Writes, for the agent's own container (bootstrap). A 204 or 304 ("already
+  // so") answers null.
+  void create_container(std::string name, const nlohmann::json& spec, JsonHandler done);  // {"Id": …}
+  void start_container(std::string ref, JsonHandler done);
+  void stop_container(std::string ref, std::chrono::seconds grace, JsonHandler done);
+  void rename_container(std::string ref, std::string new_name, JsonHandler done);
+  void remove_container(std::string ref, JsonHandler done);  // forced: a running one is killed
+
   // Streams GET /events: each event object goes to on_event, in order. The
   // stream is endless; it ends only by stop_events()/stop() (on_end gets Ok)
   // or by an error (Docker gone, a bad line, a consumer too slow), after
@@ -140,6 +148,10 @@ class DockerClient {
 
  private:
   struct Impl;
+
+  // Fails `done` (and returns true) when ref is not a container id or name.
+  bool refuse_bad_ref(const std::string& ref, JsonHandler& done);
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   auto parsed = paddock::agent::parse_options(argc, argv, std::cout, std::cerr);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& options = std::get<paddock::agent::Options>(parsed);
-  paddock::log::set_level(options.log_level);
+  paddock::log::set_level(paddock::agent::effective_log_level(options));
   try {
     return paddock::agent::run_agent(options).code;
   } catch (const std::exception& e) {

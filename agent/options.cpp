@@ -134,9 +134,13 @@ std::variant<Options, int> parse_options(int argc, const char* const* argv, std:
       ->envname("PADDOCK_HOSTNAME");
   app.add_option("--report-interval", interval, "How often to report resource usage (30s, 5m, 500ms)")
       ->envname("PADDOCK_REPORT_INTERVAL");
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error")
+  auto* log_level = app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error (default: info; warn with --bootstrap)")
       ->envname("PADDOCK_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_flag("--bootstrap", o.bootstrap,
+               "Register, start the long-running paddock-agent container through Docker, and exit "
+               "(what the agent image does)")
+      ->envname("PADDOCK_BOOTSTRAP");
   app.footer("The Docker endpoint comes from DOCKER_HOST (default unix:///var/run/docker.sock).\n"
              "Exit codes: 0 a clean stop, 1 an unexpected failure, 2 refused (the line printed says what to do).");
 
@@ -184,6 +188,7 @@ std::variant<Options, int> parse_options(int argc, const char* const* argv, std:
   if (!parsed_interval) return usage("--report-interval: " + parsed_interval.error().message);
   o.report_interval = *parsed_interval;
   o.docker_host = env("DOCKER_HOST");
+  o.log_level_given = log_level->count() > 0;
   return o;
 }
 

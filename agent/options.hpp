@@ -24,7 +24,15 @@ struct Options {
   std::string hostname;          // empty: the machine's
   std::chrono::milliseconds report_interval{30000};
   std::string log_level = "info";
+  bool log_level_given = false;  // by flag or environment
+  bool bootstrap = false;        // register, start the long-running container, exit
 };
+
+// The level to log at: bootstrap runs print one line of their own, so they
+// log only warnings unless asked for more.
+inline std::string effective_log_level(const Options& o) {
+  return o.bootstrap && !o.log_level_given ? "warn" : o.log_level;
+}
 
 // Parses argv and the PADDOCK_* (and DOCKER_HOST) variables. Returns the
 // Options, or the exit code to stop with after printing to `out` (--help,

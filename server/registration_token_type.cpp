@@ -99,8 +99,10 @@ class RegistrationTokenType final : public ResourceType {
       return;
     }
     const std::string url = ctx.base_url + "/v1/scripts/" + *token;
+    // On the host's network the bootstrap sees the host's addresses and
+    // reaches the server as the host does, with or without Docker's bridge.
     std::string command =
-        "sudo docker run --rm --privileged -v /var/run/docker.sock:/var/run/docker.sock "
+        "sudo docker run --rm --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock "
         "-v /var/lib/paddock:/var/lib/paddock";
     if (!ctx.server->ca_checksum.empty()) command += " -e PADDOCK_CA_CHECKSUM=" + ctx.server->ca_checksum;
     command += " " + row.value("image", ctx.server->config->agent_image) + " " + url;

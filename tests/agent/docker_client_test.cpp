@@ -762,6 +762,56 @@ TEST_F(DockerLive, ContainerMadeByTheCliIsListedAndInspected) {
   EXPECT_TRUE(contains(missing.error().message, "No such container")) << missing.error().message;
 }
 
+TEST_F(DockerLive, ContainerLifecycleThroughTheApi) {
+  const std::string name = "pdk-life-" + random_suffix();
+  const json spec = {{"Image", kBusybox},
+                     {"Cmd", {"sleep", "300"}},
+                     {"Labels", {{"io.paddock.test", "yes"}}},
+                     {"HostConfig", {{"NetworkMode", "none"}, {"RestartPolicy", {{"Name", "unless-stopped"}}}}}};
+  auto created = call(loop_, [&](auto h) { client_->create_container(name, spec, h); });
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  const std::string id = (*created)["Id"];
+  cleanup_.push_back(id);
+
+  auto taken = call(loop_, [&](auto h) { client_->create_container(name, spec, h); });
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, Errc::conflict) << taken.error().message;
+
+  auto started = call(loop_, [&](auto h) { client_->start_container(id, h); });
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  EXPECT_TRUE(started->is_null());
+  auto again = call(loop_, [&](auto h) { client_->start_container(id, h); });  // 304: already running
+  EXPECT_TRUE(again.ok()) << again.error().message;
+  auto running = call(loop_, [&](auto h) { client_->inspect_container(name, h); });
+  ASSERT_TRUE(running.ok()) << running.error().message;
+  EXPECT_EQ((*running)["State"]["Running"], true);
+  EXPECT_EQ((*running)["Config"]["Labels"]["io.paddock.test"], "yes");
+  EXPECT_EQ((*running)["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");
+
+  auto stopped = call(loop_, [&](auto h) { client_->stop_container(id, std::chrono::seconds(1), h); }, 30s);
+  ASSERT_TRUE(stopped.ok()) << stopped.error().message;
+  const std::string renamed = name + "-old";
+  auto moved = call(loop_, [&](auto h) { client_->rename_container(name, renamed, h); });
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  auto by_new_name = call(loop_, [&](auto h) { client_->inspect_container(renamed, h); });
+  ASSERT_TRUE(by_new_name.ok()) << by_new_name.error().message;
+  EXPECT_EQ((*by_new_name)["State"]["Running"], false);
+
+  auto removed = call(loop_, [&](auto h) { client_->remove_container(renamed, h); });
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  auto gone = call(loop_, [&](auto h) { client_->inspect_container(id, h); });
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, Errc::not_found);
+  auto twice = call(loop_, [&](auto h) { client_->remove_container(id, h); });
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, Errc::not_found);
+
+  // A name that is not a container reference never reaches a Docker URL.
+  auto bad = call(loop_, [&](auto h) { client_->create_container("../containers/x", spec, h); });
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::invalid_input);
+}
+
 TEST_F(DockerLive, ImagesIncludeTheBusyboxImage) {
   auto images = call(loop_, [&](auto h) { client_->list_images(h); });
   ASSERT_TRUE(images.ok()) << images.error().message;

@@ -17,7 +17,8 @@ class OptionsTest : public ::testing::Test {
  protected:
   static constexpr const char* kVars[] = {"PADDOCK_URL",       "PADDOCK_STATE_DIR", "PADDOCK_CA_CHECKSUM",
                                           "PADDOCK_HOST_LABELS", "PADDOCK_AGENT_IP", "PADDOCK_HOSTNAME",
-                                          "PADDOCK_REPORT_INTERVAL", "PADDOCK_LOG_LEVEL", "DOCKER_HOST"};
+                                          "PADDOCK_REPORT_INTERVAL", "PADDOCK_LOG_LEVEL", "DOCKER_HOST",
+                                          "PADDOCK_BOOTSTRAP"};
   void SetUp() override {
     for (const char* v : kVars) {
       if (const char* old = std::getenv(v)) saved_.emplace_back(v, old);
@@ -176,6 +177,25 @@ TEST(Labels, ListParsing) {
   long_value.append(1025, 'v');
   EXPECT_FALSE(add_label(labels, long_value).ok());
   EXPECT_FALSE(add_label(labels, "k=a\nb").ok());
+}
+
+TEST_F(OptionsTest, BootstrapByFlagOrEnvironmentLogsOnlyWarningsUnlessAsked) {
+  auto plain = parse({});
+  EXPECT_FALSE(plain.bootstrap);
+  EXPECT_EQ(effective_log_level(plain), "info");
+
+  auto flagged = parse({"--bootstrap", "https://server:8443/v1/scripts/tok"});
+  EXPECT_TRUE(flagged.bootstrap);
+  EXPECT_EQ(effective_log_level(flagged), "warn");
+
+  ::setenv("PADDOCK_BOOTSTRAP", "true", 1);
+  ::setenv("PADDOCK_LOG_LEVEL", "debug", 1);
+  auto from_env = parse({});
+  EXPECT_TRUE(from_env.bootstrap);
+  EXPECT_EQ(effective_log_level(from_env), "debug");
+
+  ::setenv("PADDOCK_BOOTSTRAP", "false", 1);
+  EXPECT_FALSE(parse({}).bootstrap);
 }
 
 }  // namespace

@@ -471,7 +471,7 @@ class RegistrationTokenTest(ServerTestCase):
 
     def expected_command(self, token):
         url = self.server.url + "/v1/scripts/" + token
-        return ("sudo docker run --rm --privileged -v /var/run/docker.sock:/var/run/docker.sock "
+        return ("sudo docker run --rm --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock "
                 "-v /var/lib/paddock:/var/lib/paddock -e PADDOCK_CA_CHECKSUM=%s paddock/agent:%s %s" %
                 (self.ca_checksum, self.version, url))
 
