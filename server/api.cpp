@@ -1,9 +1,13 @@
 #include "server/api.hpp"
 
+#include "common/crypto.hpp"
+#include "common/jwt.hpp"
 #include "common/time_util.hpp"
+#include "server/stream_broker.hpp"
 #include "server/query.hpp"
 #include "server/transaction.hpp"
 #include "server/validation.hpp"
+#include "server/web_ui.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -93,7 +97,9 @@ HttpResponse Api::respond(const HttpRequest& request, int status, const json& bo
 
 HttpResponse Api::error(const HttpRequest& request, const ApiError& e, const std::string& schemas_url) const {
   auto res = respond(request, e.status, e.to_json(), schemas_url);
-  if (e.status == 401) res.set(http::field::www_authenticate, "Basic realm=\"paddock\"");
+  // X-API-No-Challenge: a page asking on its own behalf shows its own sign-in
+  // instead of the browser's prompt.
+  if (e.status == 401 && request["X-API-No-Challenge"].empty()) res.set(http::field::www_authenticate, "Basic realm=\"paddock\"");
   return res;
 }
 
@@ -149,6 +155,33 @@ HttpResponse Api::handle(HttpRequest& request, const Peer& peer) {
   auto target = parse_target(request.target());
   if (!target) return finish(error(request, {400, "InvalidFormat", "malformed request target", {}}, schemas_url));
   auto& segs = target->segments;
+
+  if (web_ui_ && web_ui_->available()) {
+    // Browsers: /ui/ files, and the UI's page for HTML requests at API URLs.
+    if (!segs.empty() && segs[0] == "ui") {
+      route = "/ui";
+      std::string relative;
+      for (std::size_t i = 1; i < segs.size(); ++i) relative += (i > 1 ? "/" : "") + segs[i];
+      return finish(web_ui_->asset(request, relative));
+    }
+    bool html = (request.method() == http::verb::get || request.method() == http::verb::head) &&
+                prefers_html(request[http::field::accept]);
+    bool challenge = false;
+    for (const auto& [k, v] : target->params) {
+      if (k == "_format" && v == "json") html = false;
+      if (k == "_challenge") challenge = true;
+    }
+    if (html && segs.empty()) {
+      route = "/";
+      return finish(web_ui_->redirect(request, "/v1"));
+    }
+    if (html && segs[0] == "v1") {
+      route = "/v1 (page)";
+      // The page holds no data; with ?_challenge it asks for the browser's prompt.
+      return finish(web_ui_->page(request, challenge && request[http::field::authorization].empty() ? 401 : 200));
+    }
+  }
+  std::erase_if(target->params, [](const auto& p) { return p.first == "_format"; });
 
   if (segs.size() == 1 && segs[0] == "healthz") {
     route = "/healthz";
@@ -275,6 +308,7 @@ ApiResult<json> Api::dispatch(Call& call) {
   }
   if (segs[0] == "subscribe") {
     call.route = prefix + "/subscribe";
+    if (method == http::verb::post && segs.size() == 1) return subscribe_ticket(call);
     return ApiError{400, "InvalidFormat", "subscribe is a WebSocket: send an Upgrade request", {}};
   }
   auto it = by_collection_.find(segs[0]);
@@ -684,6 +718,21 @@ bool sees(const Subscription& s, const ResourceType& type, const ChangeEvent& e)
 
 }  // namespace
 
+ApiResult<json> Api::subscribe_ticket(Call& call) {
+  const auto now = time_util::now_s();
+  json claims = {{"iss", call.ctx.base_url},
+                 {"aud", "subscribe"},
+                 {"sub", call.caller.access_key},
+                 {"iat", now},
+                 {"exp", now + server_.config->stream_token_ttl},
+                 {"jti", crypto::random_token(16)}};
+  auto token = server_.keys->sign(claims);
+  if (!token) return ApiError::internal();
+  std::string url = call.ctx.scope_url() + "/subscribe";
+  url.replace(0, url.find("://"), url.rfind("https", 0) == 0 ? "wss" : "ws");
+  return json{{"type", "subscribeAccess"}, {"url", url}, {"token", *token}};
+}
+
 Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
   Upgrade up;
   const std::string base = base_url(request, peer);
@@ -696,9 +745,26 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
     metrics_.observe_request("/v1/subscribe", "GET", e.status, 0);
     return up;
   };
+  // HTTP Basic, or ?token= from POST …/subscribe where a browser cannot set headers.
   auto credentials = parse_basic_auth(request[http::field::authorization]);
-  if (!credentials) return refuse(ApiError::unauthorized());
+  std::string ticket_key;
+  if (!credentials && !call.param("token").empty()) {
+    auto claims = server_.keys->verify(call.param("token"), time_util::now_s());
+    if (!claims) return refuse({401, "Unauthorized", claims.error().message, {}});
+    const json& c = *claims;
+    if (c.value("aud", "") != "subscribe" || !c.contains("sub") || !c["sub"].is_string() || !c.contains("jti") ||
+        !c["jti"].is_string() || (!server_.config->advertise_url.empty() && c.value("iss", "") != base)) {
+      return refuse({401, "Unauthorized", "malformed token", {}});
+    }
+    if (!server_.streams->consume(c["jti"], c["exp"].get<std::int64_t>())) {
+      return refuse({401, "Unauthorized", "token already used", {}});
+    }
+    ticket_key = c["sub"];
+  } else if (!credentials) {
+    return refuse(ApiError::unauthorized());
+  }
   auto caller = server_.db->read([&](db::Connection& c) {
+    if (!credentials) return caller_of_key(c, ticket_key, time_util::now_ms());
     return authenticate(c, credentials->first, credentials->second, time_util::now_ms());
   });
   if (!caller) return refuse(ApiError::internal());

@@ -17,6 +17,8 @@
 
 namespace paddock::server {
 
+class WebUi;
+
 // A route outside the generic engine (no API-key auth): the path below /v1,
 // e.g. "cacerts" or "scripts". `handler` sees the remaining path segments.
 struct ExtraRoute {
@@ -36,6 +38,8 @@ class Api final : public HttpHandler {
   void add_type(std::unique_ptr<ResourceType> type);
   void add_schema_type(TypeDef def);  // input/output types with no collection
   void add_route(const std::string& first_segment, ExtraRoute route);
+  // Serves the API UI to browsers (HTML at /v1 URLs, files at /ui/). Optional.
+  void set_web_ui(const WebUi* ui) { web_ui_ = ui; }
 
   HttpResponse handle(HttpRequest& request, const Peer& peer) override;
   Upgrade upgrade(HttpRequest& request, const Peer& peer) override;
@@ -68,6 +72,7 @@ class Api final : public HttpHandler {
   ApiResult<Ok> resolve_references(const TypeDef& def, nlohmann::json& input) const;
   ApiResult<db::Row> find_visible(Call& call, ResourceType& type, const std::string& id);
   Upgrade subscribe(HttpRequest& request, const Peer& peer);
+  ApiResult<nlohmann::json> subscribe_ticket(Call& call);
 
   ServerContext& server_;
   Metrics& metrics_;
@@ -77,6 +82,7 @@ class Api final : public HttpHandler {
   std::map<std::string, ResourceType*> by_id_;
   std::vector<TypeDef> schema_types_;
   std::map<std::string, ExtraRoute> routes_;
+  const WebUi* web_ui_ = nullptr;
 };
 
 }  // namespace paddock::server

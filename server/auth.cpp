@@ -43,6 +43,12 @@ std::optional<std::pair<std::string, std::string>> parse_basic_auth(std::string_
   return std::make_pair(decoded->substr(0, colon), decoded->substr(colon + 1));
 }
 
+namespace {
+// The caller behind a key row: its state, expiry, account or project, roles.
+ApiResult<Caller> caller_of_row(db::Connection& c, const db::Row& key, std::string_view access_key,
+                                std::int64_t now_ms);
+}  // namespace
+
 ApiResult<Caller> authenticate(db::Connection& c, std::string_view access_key, std::string_view secret,
                                std::int64_t now_ms) {
   // Hash even when the key is unknown, so timing does not tell which half failed.
@@ -59,7 +65,25 @@ ApiResult<Caller> authenticate(db::Connection& c, std::string_view access_key, s
   const std::string presented = crypto::hash_secret(salt, secret);
   const std::string stored = key.is_null() ? std::string(64, '0') : key["secretHash"].get<std::string>();
   const bool secret_ok = crypto::constant_time_equals(presented, stored);
-  if (key.is_null() || !secret_ok || key["state"] != "active") return ApiError::unauthorized();
+  if (key.is_null() || !secret_ok) return ApiError::unauthorized();
+  return caller_of_row(c, key, access_key, now_ms);
+}
+
+ApiResult<Caller> caller_of_key(db::Connection& c, std::string_view access_key, std::int64_t now_ms) {
+  if (access_key.size() > 128) return ApiError::unauthorized();
+  db::Row key = c.query_one(
+      "SELECT k.id, k.accountId, k.projectId, k.expiresAt, k.state, a.kind AS accountKind, a.state AS accountState "
+      "FROM api_keys k LEFT JOIN accounts a ON a.id = k.accountId WHERE k.publicValue = ?",
+      {std::string(access_key)});
+  if (key.is_null()) return ApiError::unauthorized();
+  return caller_of_row(c, key, access_key, now_ms);
+}
+
+namespace {
+
+ApiResult<Caller> caller_of_row(db::Connection& c, const db::Row& key, std::string_view access_key,
+                                std::int64_t now_ms) {
+  if (key["state"] != "active") return ApiError::unauthorized();
   if (key["expiresAt"].is_number() && key["expiresAt"].get<std::int64_t>() <= now_ms) {
     return ApiError::unauthorized();
   }
@@ -85,5 +109,7 @@ ApiResult<Caller> authenticate(db::Connection& c, std::string_view access_key, s
   }
   return caller;
 }
+
+}  // namespace
 
 }  // namespace paddock::server

@@ -41,4 +41,8 @@ std::optional<std::pair<std::string, std::string>> parse_basic_auth(std::string_
 ApiResult<Caller> authenticate(db::Connection& c, std::string_view access_key, std::string_view secret,
                                std::int64_t now_ms);
 
+// The caller behind an access key the server itself vouched for (a signed
+// ticket naming it): the same checks as authenticate() but the secret's.
+ApiResult<Caller> caller_of_key(db::Connection& c, std::string_view access_key, std::int64_t now_ms);
+
 }  // namespace paddock::server

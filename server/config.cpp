@@ -39,6 +39,15 @@ bool parse_listen(const std::string& text, Config& config) {
   return true;
 }
 
+// The installed UI, else the one scripts/setup builds in the source tree.
+std::filesystem::path default_web_dir() {
+  std::error_code ec;
+  for (const char* dir : {PADDOCK_INSTALLED_WEB_DIR, PADDOCK_SOURCE_WEB_DIR}) {
+    if (std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html", ec)) return dir;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::variant<Config, int> parse_config(int argc, char** argv) {
@@ -81,6 +90,11 @@ std::variant<Config, int> parse_config(int argc, char** argv) {
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn or error")
       ->envname("PADDOCK_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  std::string web_dir;
+  app.add_option("--web-dir", web_dir,
+                 std::string("Directory of the API UI's files (default: ") + PADDOCK_INSTALLED_WEB_DIR +
+                     ", else the source tree's web/dist)")
+      ->envname("PADDOCK_WEB_DIR");
 
   try {
     app.parse(argc, argv);
@@ -115,6 +129,7 @@ std::variant<Config, int> parse_config(int argc, char** argv) {
   if (config.admin_access_key.empty() != config.admin_secret_key.empty()) {
     return fail("PADDOCK_ADMIN_ACCESS_KEY and PADDOCK_ADMIN_SECRET_KEY go together");
   }
+  config.web_dir = web_dir.empty() ? default_web_dir() : std::filesystem::path(web_dir);
   if (!log::set_level(config.log_level)) return fail("unknown --log-level " + config.log_level);
   return config;
 }

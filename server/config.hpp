@@ -24,6 +24,7 @@ struct Config {
   std::int64_t max_connections = 20000;
   unsigned threads = 0;                 // 0: one per core
   std::string log_level = "info";
+  std::filesystem::path web_dir;       // the API UI's files; empty: none found
   std::string admin_access_key, admin_secret_key;  // preset bootstrap key (env only)
 };
 

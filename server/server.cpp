@@ -18,6 +18,7 @@
 #include "server/stream_tokens.hpp"
 #include "server/system_routes.hpp"
 #include "server/token_worker.hpp"
+#include "server/web_ui.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/host_name.hpp>
@@ -43,6 +44,7 @@ struct Server::Impl {
   StreamBroker streams;
   ServerContext context;
   std::unique_ptr<Api> api;
+  std::unique_ptr<WebUi> web_ui;
   std::unique_ptr<TokenWorker> tokens;
   std::unique_ptr<HttpServer> http;
 
@@ -119,6 +121,8 @@ Status Server::Impl::open() {
   for (auto& def : stream_schema_types()) api->add_schema_type(std::move(def));
   add_agent_routes(*api, context, agents, metrics);
   add_stream_routes(*api, context, metrics);
+  web_ui = std::make_unique<WebUi>(config.web_dir);
+  api->set_web_ui(web_ui.get());
   if (auto st = reset_host_connections(*db); !st) return st;
 
   HttpServerOptions options;
