@@ -217,7 +217,9 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     }
     metrics.websocket_opened("agent");
     ws->set_read_limit(kMaxMessage);
-    ws->set_idle_timeout(kLiveness, false);
+    // With keep-alive pings any byte from the agent, its own pings included,
+    // counts as life; without them Beast would time out an idle reader.
+    ws->set_idle_timeout(kLiveness, true);
     ws->set_max_queued(8 * 1024 * 1024);
     (void)set_state(api, server, host_id,
                     "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state != 'inactive'");

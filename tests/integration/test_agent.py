@@ -81,7 +81,9 @@ class AgentProcess:
                   "PADDOCK_STATE_DIR": self.state_dir, "PADDOCK_LOG_LEVEL": "debug"})
         e.update(env or {})
         self.lines = []
-        cmd = [agent_binary(), "--report-interval", "1s"] + list(args)
+        # Reports every second unless a test says otherwise.
+        interval = [] if "--report-interval" in args else ["--report-interval", "1s"]
+        cmd = [agent_binary()] + interval + list(args)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=e, start_new_session=True)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
@@ -425,6 +427,23 @@ class HostLifecycleTest(AgentTestCase):
         code, out = a.run()
         self.assertEqual(code, 2, out)
         self.assertIn("deactivated", out)
+
+    def test_a_quiet_agent_stays_connected_on_its_pings_alone(self):
+        # Nothing to report for longer than the server's 15 s liveness window:
+        # the agent's pings (every 5 s) must keep the one connection. This is
+        # a watch over a fixed window, the only way to see that nothing happens.
+        token = self.create_token()
+        a = self.agent("quiet")
+        a.start("--report-interval", "1h", "--ca-checksum", self.checksum(), "--hostname", "h-quiet",
+                token["registrationUrl"])
+        wait_for(lambda: os.path.exists(a.state_file), 20, message="state.json of the quiet agent")
+        host_id = a.state()["hostId"]
+        self.wait_host(host_id, lambda h: h["state"] == "active", 30, "host %s active" % host_id)
+        self.assertEqual(self.connected_lines(int(host_id[2:])), 1)
+        time.sleep(22)
+        self.assertEqual(self.connected_lines(int(host_id[2:])), 1, self.server.log_tail(20))
+        self.assertEqual(self.host(host_id)["state"], "active")
+        self.assertTrue(a.running())
 
     def test_sigint_is_a_clean_stop(self):
         a, host_id = self.register()
