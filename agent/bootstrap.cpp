@@ -4,7 +4,9 @@
 #include "common/log.hpp"
 #include "common/version.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace paddock::agent {
 
@@ -31,7 +33,7 @@ std::string string_at(const json& object, const char* key) {
 bool is_within(const std::filesystem::path& path, const std::filesystem::path& dir) {
   auto p = path.lexically_normal();
   auto d = dir.lexically_normal();
-  auto [dir_end, path_it] = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
+  auto dir_end = std::mismatch(d.begin(), d.end(), p.begin(), p.end()).first;
   return dir_end == d.end() || (std::next(dir_end) == d.end() && dir_end->empty());
 }
 
@@ -107,9 +109,10 @@ Result<json, ExitStatus> agent_container_spec(const json& self, const Options& o
   };
 }
 
-asio::awaitable<Result<std::string, ExitStatus>> start_agent_container(DockerClient& docker, json spec) {
-  const std::string name(kAgentContainerName);
-  const std::string aside(kReplacedContainerName);
+asio::awaitable<Result<std::string, ExitStatus>> start_agent_container(DockerClient& docker, json spec,
+                                                                      std::string_view name_view) {
+  const std::string name(name_view);
+  const std::string aside = name + std::string(kReplacedSuffix);
   // Plain functions returning the awaitable: no lambda with captures that own
   // memory is created inside a co_await expression (GCC 12 destroys those twice).
   auto remove = [&docker](const std::string& ref) {

@@ -21,8 +21,9 @@
 namespace paddock::agent {
 
 inline constexpr std::string_view kAgentContainerName = "paddock-agent";
-// Where the container being replaced waits until its successor runs.
-inline constexpr std::string_view kReplacedContainerName = "paddock-agent-replaced";
+// Where the container being replaced waits until its successor runs: the
+// name with this suffix.
+inline constexpr std::string_view kReplacedSuffix = "-replaced";
 
 // The id of the container this process runs in, read from
 // /proc/self/mountinfo (Docker bind-mounts /etc/hostname and friends from
@@ -45,8 +46,9 @@ Result<nlohmann::json, ExitStatus> agent_container_spec(const nlohmann::json& se
 // Starts the long-running agent from `spec`, replacing a `paddock-agent`
 // that exists. The old one is stopped and set aside first, so two agents
 // never hold the same identity at once, and it comes back if the new one
-// cannot be started. Answers the new container's id.
-boost::asio::awaitable<Result<std::string, ExitStatus>> start_agent_container(DockerClient& docker,
-                                                                             nlohmann::json spec);
+// cannot be started. Answers the new container's id. (`name` must outlive
+// the call.)
+boost::asio::awaitable<Result<std::string, ExitStatus>> start_agent_container(
+    DockerClient& docker, nlohmann::json spec, std::string_view name = kAgentContainerName);
 
 }  // namespace paddock::agent

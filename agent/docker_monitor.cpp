@@ -26,6 +26,10 @@ constexpr std::array<std::string_view, 12> kContainerActions = {
     "create", "start", "restart", "stop", "die", "kill", "pause", "unpause", "rename", "destroy", "update", "oom"};
 constexpr std::array<std::string_view, 6> kImageActions = {"pull", "tag", "untag", "delete", "import", "load"};
 
+// Quiet periods after a container event before the list is read again.
+constexpr std::array<std::chrono::milliseconds, 2> kContainerRechecks = {std::chrono::milliseconds(200),
+                                                                        std::chrono::milliseconds(800)};
+
 template <std::size_t N>
 bool one_of(const std::array<std::string_view, N>& set, std::string_view v) {
   for (auto s : set) {
@@ -74,9 +78,11 @@ json DockerMonitor::images() const {
 }
 
 asio::awaitable<Result<json>> docker_call(std::function<void(DockerClient::JsonHandler)> start) {
-  // The client posts its completion to our executor; resuming from there is
-  // resuming on our executor.
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<json>)>(
+  // Not a coroutine itself: GCC 12 destroys an argument converted for a
+  // coroutine's by-value parameter twice (here the std::function made from
+  // the caller's lambda). The client posts its completion to our executor;
+  // resuming from there is resuming on our executor.
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<json>)>(
       [start = std::move(start)](auto handler) mutable {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         start([shared](Result<json> result) mutable { (*shared)(std::move(result)); });
@@ -249,6 +255,11 @@ asio::awaitable<void> DockerMonitor::run() {
       spdlog::info("Docker {} (API {}): {} containers, {} images", facts_.version, facts_.api_version,
                    containers_.size(), images_.size());
       if (callbacks_.on_synced) callbacks_.on_synced();
+      // Docker can answer a list made just after an event with the state
+      // from before it (a killed container is still "running" right after
+      // its "die"), and a quiet host sends no later event: after the events
+      // settle, the list is read again, soon and once more a little later.
+      std::size_t rechecks_left = 0;
       while (!stopping_ && stream_ == Stream::connected) {
         if (sync_requested_) {
           sync_requested_ = false;
@@ -267,6 +278,8 @@ asio::awaitable<void> DockerMonitor::run() {
           if (!ok) {
             containers_dirty_ = true;
             co_await wake_.wait_for(1s);
+          } else {
+            rechecks_left = kContainerRechecks.size();
           }
           continue;
         }
@@ -277,6 +290,14 @@ asio::awaitable<void> DockerMonitor::run() {
             images_dirty_ = true;
             co_await wake_.wait_for(1s);
           }
+          continue;
+        }
+        if (rechecks_left > 0) {
+          const auto delay = kContainerRechecks[kContainerRechecks.size() - rechecks_left];
+          const bool notified = co_await wake_.wait_for(delay);
+          if (notified) continue;  // something new: handled above, which re-arms the rechecks
+          --rechecks_left;
+          if (!stopping_ && stream_ == Stream::connected) co_await read_containers(true);
           continue;
         }
         co_await wake_.wait();

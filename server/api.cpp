@@ -825,18 +825,21 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
         socket->send(message.dump(-1, ' ', false, json::error_handler_t::replace), false);
       });
     });
-    // Pings every 5 s while the reader waits for the client to close.
+    // A ping at once, then every 5 s while the reader waits for the client
+    // to close. The first one tells the client that every change from now on
+    // reaches it (the 101 comes before this subscription exists).
     auto pinger = std::make_shared<asio::steady_timer>(executor);
     auto stop = std::make_shared<bool>(false);
     asio::co_spawn(
         executor,
         [pinger, stop, weak]() -> asio::awaitable<void> {
           while (!*stop) {
+            auto socket = weak.lock();
+            if (!socket || !socket->is_open()) break;
+            socket->send(R"({"name":"ping"})", false);
+            socket.reset();
             pinger->expires_after(std::chrono::seconds(5));
             co_await pinger->async_wait(asio::as_tuple(asio::use_awaitable));
-            auto socket = weak.lock();
-            if (*stop || !socket || !socket->is_open()) break;
-            socket->send(R"({"name":"ping"})", false);
           }
         },
         asio::detached);

@@ -101,8 +101,9 @@ class RegistrationTokenType final : public ResourceType {
     const std::string url = ctx.base_url + "/v1/scripts/" + *token;
     // On the host's network the bootstrap sees the host's addresses and
     // reaches the server as the host does, with or without Docker's bridge.
+    // No --privileged: the agent needs the Docker socket and nothing more.
     std::string command =
-        "sudo docker run --rm --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock "
+        "sudo docker run --rm --network host -v /var/run/docker.sock:/var/run/docker.sock "
         "-v /var/lib/paddock:/var/lib/paddock";
     if (!ctx.server->ca_checksum.empty()) command += " -e PADDOCK_CA_CHECKSUM=" + ctx.server->ca_checksum;
     command += " " + row.value("image", ctx.server->config->agent_image) + " " + url;

@@ -1,5 +1,8 @@
 #include "agent/docker_client.hpp"
 
+#include "agent/bootstrap.hpp"
+
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -810,6 +813,60 @@ TEST_F(DockerLive, ContainerLifecycleThroughTheApi) {
   auto bad = call(loop_, [&](auto h) { client_->create_container("../containers/x", spec, h); });
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, Errc::invalid_input);
+}
+
+// The bootstrap's hand-over: start the agent container, then replace it, in
+// this test's dockerd under a name of its own.
+TEST_F(DockerLive, AgentContainerIsStartedThenReplacedKeepingOneName) {
+  const std::string name = "pdk-agent-" + random_suffix();
+  const json spec = {{"Image", kBusybox},
+                     {"Cmd", {"sleep", "300"}},
+                     {"HostConfig", {{"NetworkMode", "none"}, {"RestartPolicy", {{"Name", "unless-stopped"}}}}}};
+  auto start = [&]() -> Result<std::string, ExitStatus> {
+    std::promise<Result<std::string, ExitStatus>> done;
+    auto future = done.get_future();
+    auto run = [&]() -> boost::asio::awaitable<void> {
+      auto started = co_await start_agent_container(*client_, spec, name);
+      done.set_value(std::move(started));
+    };
+    boost::asio::co_spawn(loop_.executor(), run, boost::asio::detached);
+    EXPECT_EQ(future.wait_for(60s), std::future_status::ready);
+    return future.get();
+  };
+
+  auto first = start();
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  cleanup_.push_back(*first);
+  auto second = start();
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  cleanup_.push_back(*second);
+  EXPECT_NE(*first, *second);
+
+  auto running = docker("ps -a --filter name=" + name + " --format '{{.ID}} {{.Names}} {{.State}}'");
+  EXPECT_EQ(running.output, second->substr(0, 12) + " " + name + " running\n") << "the old one is gone";
+  auto old = docker("inspect " + *first);
+  EXPECT_NE(old.status, 0) << old.output;
+
+  // A spec Docker refuses leaves the running agent as it was.
+  json bad = spec;
+  bad["Image"] = "pdk-no-such-image:" + random_suffix();
+  auto refused = start();
+  ASSERT_TRUE(refused.ok());  // (the same spec: a third replacement works)
+  cleanup_.push_back(*refused);
+  std::promise<Result<std::string, ExitStatus>> done;
+  auto future = done.get_future();
+  auto run_bad = [&]() -> boost::asio::awaitable<void> {
+    auto started = co_await start_agent_container(*client_, bad, name);
+    done.set_value(std::move(started));
+  };
+  boost::asio::co_spawn(loop_.executor(), run_bad, boost::asio::detached);
+  ASSERT_EQ(future.wait_for(60s), std::future_status::ready);
+  auto failed = future.get();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, kExitRefused);
+  EXPECT_TRUE(contains(failed.error().message, "cannot create")) << failed.error().message;
+  auto after = docker("ps -a --filter name=" + name + " --format '{{.ID}} {{.State}}'");
+  EXPECT_EQ(after.output, refused->substr(0, 12) + " running\n") << "the old agent is back, running";
 }
 
 TEST_F(DockerLive, ImagesIncludeTheBusyboxImage) {

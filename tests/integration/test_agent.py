@@ -502,6 +502,17 @@ class DockerTest(AgentTestCase):
             sub.wait_for_event(lambda m: resource_change("container", c["id"], state="removed")(m), timeout=1.0)
         self.assertLess(time.monotonic() - t0, 30)
 
+    def test_a_killed_container_shows_exited_on_a_quiet_host(self):
+        # `docker kill` sends kill and die, and Docker may still list the
+        # container as running right after the die; no later event follows.
+        a, host_id = self.register()
+        for _ in range(3):
+            cid = self.dockerd.run(BUSYBOX, "sleep", "300")
+            self.addCleanup(self.dockerd.docker, "rm", "-f", cid, check=False)
+            self.wait_container(host_id, cid, lambda c: c["state"] == "running", 5.0, "running")
+            self.dockerd.docker("kill", cid)
+            self.wait_container(host_id, cid, lambda c: c["state"] == "exited", 1.5, "exited within 1.5s of a kill")
+
     def test_images_are_reported(self):
         a, host_id = self.register()
         images = self.api.ok("GET", "/v1/hosts/%s/images" % host_id)["data"]

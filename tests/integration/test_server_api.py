@@ -471,7 +471,7 @@ class RegistrationTokenTest(ServerTestCase):
 
     def expected_command(self, token):
         url = self.server.url + "/v1/scripts/" + token
-        return ("sudo docker run --rm --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock "
+        return ("sudo docker run --rm --network host -v /var/run/docker.sock:/var/run/docker.sock "
                 "-v /var/lib/paddock:/var/lib/paddock -e PADDOCK_CA_CHECKSUM=%s paddock/agent:%s %s" %
                 (self.ca_checksum, self.version, url))
 
@@ -533,12 +533,13 @@ class RegistrationTokenTest(ServerTestCase):
         tokens = {self.create_token()["token"] for _ in range(20)}
         self.assertEqual(len(tokens), 20)
 
-    def test_subscribe_pings_within_six_seconds(self):
-        started = time.monotonic()
+    def test_subscribe_pings_at_once_then_every_five_seconds(self):
         with Subscriber(self.server) as sub:
-            ping = sub.wait_for_event(lambda m: m.get("name") == "ping", timeout=6.5)
-            self.assertEqual(ping, {"name": "ping"})
-            self.assertLess(time.monotonic() - started, 6.5)
+            # The first ping says the subscription is live (the constructor waits for it).
+            self.assertEqual(sub.snapshot()[:1], [{"name": "ping"}])
+            started = time.monotonic()
+            wait_for(lambda: sub.snapshot().count({"name": "ping"}) >= 2, 6.5, message="a second ping")
+            self.assertGreater(time.monotonic() - started, 3.0)
 
     def test_subscribe_refuses_bad_credentials_and_event_names(self):
         with self.assertRaises(websocket.WebSocketBadStatusException) as e:

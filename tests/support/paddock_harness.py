@@ -355,6 +355,10 @@ class Subscriber:
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        # The server pings as soon as the subscription exists: from then on
+        # no change is missed. (A refusal after the upgrade closes instead.)
+        with self._cond:
+            self._cond.wait_for(lambda: self.messages or self._closed.is_set(), timeout)
 
     def __enter__(self):
         return self
