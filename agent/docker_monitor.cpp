@@ -26,9 +26,10 @@ constexpr std::array<std::string_view, 12> kContainerActions = {
     "create", "start", "restart", "stop", "die", "kill", "pause", "unpause", "rename", "destroy", "update", "oom"};
 constexpr std::array<std::string_view, 6> kImageActions = {"pull", "tag", "untag", "delete", "import", "load"};
 
-// Quiet periods after a container event before the list is read again.
-constexpr std::array<std::chrono::milliseconds, 2> kContainerRechecks = {std::chrono::milliseconds(200),
-                                                                        std::chrono::milliseconds(800)};
+// Quiet periods after a container event before the list is read again
+// (Docker's list catches up with a "die" within a few tens of milliseconds).
+constexpr std::array<std::chrono::milliseconds, 3> kContainerRechecks = {
+    std::chrono::milliseconds(50), std::chrono::milliseconds(150), std::chrono::milliseconds(800)};
 
 template <std::size_t N>
 bool one_of(const std::array<std::string_view, N>& set, std::string_view v) {
