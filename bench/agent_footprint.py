@@ -20,7 +20,6 @@ a least-squares fit (KiB per hour) and CPU as % of one core.
 
 import argparse
 import csv
-import hashlib
 import os
 import subprocess
 import sys
@@ -31,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 
 from dockerd import PrivateDockerd  # noqa: E402
-from paddock_harness import ServerProcess, wait_for  # noqa: E402
+from bench_host import start_agent, start_server, wait_reported  # noqa: E402
 
 BUSYBOX = "paddock-bench/busybox:latest"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -90,7 +89,6 @@ def main():
     args = ap.parse_args()
 
     bin_dir = os.path.abspath(args.bin_dir)
-    os.environ["PADDOCK_BIN_DIR"] = bin_dir
     tmp = tempfile.mkdtemp(prefix="pdk-fp-")
     dockerd = PrivateDockerd()
     server = None
@@ -103,36 +101,10 @@ def main():
             dockerd.run(BUSYBOX, "sleep", "1000000", name="fp-%03d" % i)
         print("started %d containers in %.1fs" % (args.containers, time.monotonic() - t0), flush=True)
 
-        server = ServerProcess(extra_args=["--rate-limit", "0"])
-        server.command = lambda: [os.path.join(bin_dir, "server", "paddock-server"), "--data-dir",
-                                  server.data_dir, "--listen", "127.0.0.1:0", "--log-level", "info",
-                                  "--rate-limit", "0"]
-        server.start()
-        api = server.session()
-        project = api.ok("GET", "/v1/projects?name=Default")["data"][0]
-        token = api.ok("POST", project["links"]["registrationTokens"], json={}, status=201)
-        token = api.wait_settled(token["links"]["self"])
-        with open(server.ca_file, "rb") as f:
-            checksum = hashlib.sha256(f.read()).hexdigest()
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PADDOCK_")}
-        env.update({"DOCKER_HOST": dockerd.host, "PADDOCK_MACHINE_ID_FILE": os.path.join(tmp, "machine-id"),
-                    "PADDOCK_STATE_DIR": os.path.join(tmp, "state"), "PADDOCK_LOG_LEVEL": "info"})
-        agent_log = open(os.path.join(tmp, "agent.log"), "wb")
-        agent = subprocess.Popen([os.path.join(bin_dir, "agent", "paddock-agent"), "--ca-checksum", checksum,
-                                  "--hostname", "footprint", "--report-interval", args.report_interval,
-                                  token["registrationUrl"]],
-                                 stdin=subprocess.DEVNULL, stdout=agent_log, stderr=subprocess.STDOUT, env=env,
-                                 start_new_session=True)
-
-        def all_reported():
-            hosts = api.ok("GET", "/v1/hosts?name=footprint")["data"]
-            if not hosts or hosts[0]["state"] != "active":
-                return None
-            running = api.ok("GET", "/v1/containers?hostId=%s&state=running&limit=1000" % hosts[0]["id"])["data"]
-            return hosts[0] if len(running) >= args.containers else None
-
-        host = wait_for(all_reported, 60, 0.5, "the agent to report %d running containers" % args.containers)
+        server = start_server(bin_dir)
+        agent, _ = start_agent(server, bin_dir, dockerd.host, tmp, "footprint", "--report-interval",
+                               args.report_interval)
+        host = wait_reported(server.session(), "footprint", args.containers)
         print("agent connected: host %s, %d containers reported" % (host["id"], args.containers), flush=True)
 
         # Baselines in the same run: a `docker events` follower of the same daemon, an idle sleep.

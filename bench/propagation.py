@@ -20,7 +20,6 @@ baseline: what any Docker event follower sees).
 """
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -39,7 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 
 from dockerd import PrivateDockerd  # noqa: E402
-from paddock_harness import ServerProcess, basic_auth_header, wait_for  # noqa: E402
+from bench_host import start_agent, start_server, wait_reported  # noqa: E402
+from paddock_harness import basic_auth_header  # noqa: E402
 
 BUSYBOX = "paddock-bench/busybox:latest"
 WAIT = 5.0  # seconds a change may take before it counts as not propagated
@@ -174,7 +174,6 @@ def main():
     VERBOSE = args.verbose
 
     bin_dir = os.path.abspath(args.bin_dir)
-    os.environ["PADDOCK_BIN_DIR"] = bin_dir
     tmp = tempfile.mkdtemp(prefix="pdk-prop-")
     dockerd = PrivateDockerd()
     server = agent = None
@@ -184,34 +183,10 @@ def main():
         dockerd.make_busybox_image(BUSYBOX)
         ids = [dockerd.run(BUSYBOX, "sleep", "1000000", name="prop-%02d" % i) for i in range(args.containers)]
 
-        server = ServerProcess(extra_args=["--rate-limit", "0"])
-        server.command = lambda: [os.path.join(bin_dir, "server", "paddock-server"), "--data-dir",
-                                  server.data_dir, "--listen", "127.0.0.1:0", "--log-level", "info",
-                                  "--rate-limit", "0"]
-        server.start()
+        server = start_server(bin_dir)
         api = server.session()
-        project = api.ok("GET", "/v1/projects?name=Default")["data"][0]
-        token = api.ok("POST", project["links"]["registrationTokens"], json={}, status=201)
-        token = api.wait_settled(token["links"]["self"])
-        with open(server.ca_file, "rb") as f:
-            checksum = hashlib.sha256(f.read()).hexdigest()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PADDOCK_")}
-        env.update({"DOCKER_HOST": dockerd.host, "PADDOCK_MACHINE_ID_FILE": os.path.join(tmp, "machine-id"),
-                    "PADDOCK_STATE_DIR": os.path.join(tmp, "state"), "PADDOCK_LOG_LEVEL": "info"})
-        agent_log = open(os.path.join(tmp, "agent.log"), "wb")
-        agent = subprocess.Popen([os.path.join(bin_dir, "agent", "paddock-agent"), "--ca-checksum", checksum,
-                                  "--hostname", "propagation", token["registrationUrl"]],
-                                 stdin=subprocess.DEVNULL, stdout=agent_log, stderr=subprocess.STDOUT, env=env,
-                                 start_new_session=True)
-
-        def all_reported():
-            hosts = api.ok("GET", "/v1/hosts?name=propagation")["data"]
-            if not hosts or hosts[0]["state"] != "active":
-                return None
-            running = api.ok("GET", "/v1/containers?hostId=%s&state=running&limit=1000" % hosts[0]["id"])["data"]
-            return len(running) >= args.containers
-
-        wait_for(all_reported, 60, 0.5, "the agent to report the containers")
+        agent, _ = start_agent(server, bin_dir, dockerd.host, tmp, "propagation")
+        wait_reported(api, "propagation", args.containers)
 
         docker_tl, sub_tl = Timeline(), Timeline()
         ready = threading.Event()
@@ -221,7 +196,6 @@ def main():
         ready.wait(10)
         time.sleep(1.0)  # let both streams settle before the first operation
 
-        state = {cid: "running" for cid in ids}
         names = {cid: "prop-%02d" % i for i, cid in enumerate(ids)}
         ev_to_sub, api_to_sub, api_to_ev, missing = [], [], [], []
         kinds = {"rename": [], "kill": [], "start": []}
