@@ -25,6 +25,8 @@ import tempfile
 import unittest
 import uuid
 
+import requests
+
 from dockerd import PrivateDockerd
 from paddock_harness import Client, wait_for
 from test_streams import STDOUT, Stream
@@ -84,6 +86,12 @@ class ServerContainer:
     def session(self):
         return Client(self, self.admin)
 
+    def healthy(self):
+        try:
+            return self.session().get("/healthz").status_code == 200
+        except requests.RequestException:
+            return False  # not listening yet
+
 
 class ImagesEndToEnd(unittest.TestCase):
 
@@ -115,7 +123,7 @@ class ImagesEndToEnd(unittest.TestCase):
         wait_for(lambda: os.path.exists(cls.server.ca_file) and os.path.exists(os.path.join(data, "admin-key.json")),
                  60, message="the server container's CA and admin key")
         cls.api = cls.server.session()
-        wait_for(lambda: cls.api.get("/healthz").status_code == 200, 60, message="/healthz of the server container")
+        wait_for(cls.server.healthy, 60, message="/healthz of the server container")
         cls.state_dir = os.path.join(cls.tmp, "agent-state")
         os.mkdir(cls.state_dir, 0o700)
 
