@@ -277,7 +277,7 @@ class ImagesEndToEnd(unittest.TestCase):
         self.assertEqual(logs.output(messages, STDOUT), b"e2e-line-1\ne2e-line-2\ne2e-line-3\n")
         self.assertEqual(logs.status, {"status": "Success"})
 
-        echo = self.stream(container, "execute", command=["echo", "hi"])
+        echo = self.stream(container, "execute", command=["echo", "hi"], tty=False)
         self.assertEqual(echo.output(echo.collect(), STDOUT), b"hi\n")
         self.assertEqual(echo.status, {"status": "Success"})
 
