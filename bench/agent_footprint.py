@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 
 from dockerd import PrivateDockerd  # noqa: E402
-from bench_host import start_agent, start_server, wait_reported  # noqa: E402
+from bench_host import start_agent, start_server, tear_down, wait_reported  # noqa: E402
 
 BUSYBOX = "paddock-bench/busybox:latest"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -159,18 +159,7 @@ def main():
                 slope_per_hour([(t, st["VmRSS"]) for t, st, _ in rows]), 100.0 * rows[-1][2] / elapsed))
         return 0
     finally:
-        for p in (agent, events, idle):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        if server is not None:
-            server.cleanup()
-        dockerd.stop()
-        subprocess.run(["rm", "-rf", tmp])
+        tear_down((agent, events, idle), server, dockerd, tmp)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ registered with it, from the binaries of a build tree, on the test harness.
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -59,3 +60,20 @@ def wait_reported(api, hostname, containers, timeout=60):
         return hosts[0] if len(running) >= containers else None
 
     return wait_for(reported, timeout, 0.5, "the agent to report %d running containers" % containers)
+
+
+def tear_down(processes, server, dockerd, tmp):
+    """Stops what a driver started: its processes (politely, then by force),
+    the server, the private dockerd, and the temp dir."""
+    for p in processes:
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    if server is not None:
+        server.cleanup()
+    dockerd.stop()
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -26,7 +26,6 @@ import os
 import random
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 
 from dockerd import PrivateDockerd  # noqa: E402
-from bench_host import start_agent, start_server, wait_reported  # noqa: E402
+from bench_host import start_agent, start_server, tear_down, wait_reported  # noqa: E402
 from paddock_harness import basic_auth_header  # noqa: E402
 
 BUSYBOX = "paddock-bench/busybox:latest"
@@ -247,17 +246,7 @@ def main():
         return 0 if not missing else 1
     finally:
         stop.set()
-        if agent is not None and agent.poll() is None:
-            agent.terminate()
-            try:
-                agent.wait(10)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
-        if server is not None:
-            server.cleanup()
-        dockerd.stop()
-        subprocess.run(["rm", "-rf", tmp])
+        tear_down((agent,), server, dockerd, tmp)
 
 
 if __name__ == "__main__":
