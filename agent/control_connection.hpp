@@ -10,7 +10,7 @@
 //
 // Runs on one executor (the agent's); every member is called there.
 
-#include "agent/async_event.hpp"
+#include "common/async_event.hpp"
 #include "agent/backoff.hpp"
 #include "agent/exit_status.hpp"
 #include "agent/state.hpp"

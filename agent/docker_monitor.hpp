@@ -13,7 +13,7 @@
 // Runs on one executor (the agent's); every member is called there. Docker
 // calls complete there too, so nothing here blocks the caller but stop().
 
-#include "agent/async_event.hpp"
+#include "common/async_event.hpp"
 #include "agent/docker_client.hpp"
 #include "agent/host_facts.hpp"
 

@@ -248,10 +248,23 @@ asio::awaitable<Result<std::size_t>> DockerBodyStream::read_some(char* out, std:
     auto [ec, n] = co_await http::async_read_some(socket_, buffer_, parser_, asio::as_tuple(asio::use_awaitable));
     (void)n;
     if (ec == http::error::need_buffer) ec = {};
+    if (!ec) parse_buffered();
     const std::size_t got = size - parser_.get().body().size;
     if (got > 0) co_return got;  // an error, if any, comes back on the next read
     if (closed_) co_return Error{Errc::unavailable, "cancelled"};
     if (ec) co_return transport("reading from Docker", ec);
+  }
+}
+
+// Beast's read stops after one chunk, and Docker sends each log frame as a
+// chunk of its own: parse the chunks already received into the caller's
+// buffer too, without waiting for more (a followed log may be quiet now).
+void DockerBodyStream::parse_buffered() {
+  while (buffer_.size() > 0 && parser_.get().body().size > 0 && !parser_.is_done()) {
+    error_code ec;
+    const std::size_t used = parser_.put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec || used == 0) return;  // need_more, need_buffer, or an error for the next read
   }
 }
 

@@ -133,6 +133,7 @@ class DockerBodyStream {
   void close();
 
  private:
+  void parse_buffered();
   DockerSocket socket_;
   boost::beast::flat_buffer buffer_;
   boost::beast::http::response_parser<boost::beast::http::buffer_body> parser_;

@@ -1,6 +1,6 @@
 #include "agent/stream_tunnel.hpp"
 
-#include "agent/async_event.hpp"
+#include "common/async_event.hpp"
 #include "agent/docker_client.hpp"
 #include "agent/docker_stream.hpp"
 #include "agent/messages.hpp"
@@ -27,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include <sys/types.h>
@@ -253,13 +254,29 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Sends one binary message and waits until it is out: the back-pressure.
-  asio::awaitable<bool> send(std::uint8_t channel, std::string_view payload) {
-    if (tunnel_closed_) co_return false;
+  static std::string channel_message(std::uint8_t channel, std::string_view payload) {
     std::string message;
     message.reserve(payload.size() + 1);
     message += static_cast<char>(channel);
     message.append(payload);
+    return message;
+  }
+
+  asio::awaitable<bool> send(std::uint8_t channel, std::string_view payload) {
+    if (tunnel_closed_) co_return false;
+    const std::string message = channel_message(channel, payload);
     const auto ec = co_await ws_->write(asio::buffer(message), true);
+    if (ec) {
+      tunnel_gone();
+      co_return false;
+    }
+    co_return true;
+  }
+
+  asio::awaitable<bool> send_batch(std::span<const OutgoingMessage> messages) {
+    if (tunnel_closed_) co_return false;
+    if (messages.empty()) co_return true;
+    const auto ec = co_await ws_->write_batch(messages);
     if (ec) {
       tunnel_gone();
       co_return false;
@@ -366,13 +383,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Docker's output to the tunnel: raw chunks on channel 1 (TTY), or
-  // demultiplexed frames on channels 1 and 2. One read from Docker per
-  // message sent: the next read waits for the tunnel. Returns a failure
-  // message, or nothing at the end of the output (or of the tunnel).
+  // demultiplexed frames on channels 1 and 2, one message per frame. The
+  // frames of one read from Docker go out as one batch (one write to the
+  // transport), and the next read waits for it. Returns a failure message,
+  // or nothing at the end of the output (or of the tunnel).
   template <class Source>
   asio::awaitable<std::optional<std::string>> pump(Source& source, bool raw) {
     std::vector<char> chunk(kReadChunk);
     FrameDemuxer demux;
+    std::vector<OutgoingMessage> batch;
     for (;;) {
       auto got = co_await source.read_some(chunk.data(), chunk.size());
       if (tunnel_closed_) co_return std::nullopt;
@@ -384,17 +403,27 @@ class Session : public std::enable_shared_from_this<Session> {
         if (!sent) co_return std::nullopt;
         continue;
       }
+      batch.clear();
+      std::optional<std::string> failed;
       for (;;) {
         const auto state = demux.next(rest);
         if (state == FrameDemuxer::State::need_more) break;
-        if (state == FrameDemuxer::State::malformed) co_return std::string("Docker sent a malformed stream");
+        if (state == FrameDemuxer::State::malformed) {
+          failed = "Docker sent a malformed stream";
+          break;
+        }
         auto m = demux.take();
         // Stream 3 is Docker's own error, in band (e.g. a log driver failing).
-        if (m.stream == 3) co_return "Docker: " + clean_text(m.payload, 512);
-        const std::uint8_t channel = m.stream == 2 ? kStderr : kStdout;
-        const bool sent = co_await send(channel, m.payload);
-        if (!sent) co_return std::nullopt;
+        if (m.stream == 3) {
+          failed = "Docker: " + clean_text(m.payload, 512);
+          break;
+        }
+        batch.push_back({channel_message(m.stream == 2 ? kStderr : kStdout, m.payload), true});
       }
+      // What Docker sent before its error still reaches the user.
+      const bool sent = co_await send_batch(batch);
+      if (failed) co_return failed;
+      if (!sent) co_return std::nullopt;
     }
   }
 

@@ -10,7 +10,10 @@ samples every --interval seconds for --duration seconds, after --warmup:
 
 of the agent and, side by side in the same run, of the baselines: dockerd
 itself, a `docker events` client following the same daemon (a minimal
-Docker event follower) and an idle `sleep` (the floor of any process).
+Docker event follower), `paddock-curl-floor` (bench/curl_floor.cpp: Debian's
+libcurl initialized and one GET /version on the same socket, then idle: the
+floor of any libcurl-based Docker client) and an idle `sleep` (the floor of
+any process).
 Prints one line per sample and a summary: RSS first/last/max, the slope of
 a least-squares fit (KiB per hour) and CPU as % of one core.
 
@@ -92,7 +95,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pdk-fp-")
     dockerd = PrivateDockerd()
     server = None
-    agent = events = idle = None
+    agent = events = idle = floor = None
     try:
         dockerd.start()
         dockerd.make_busybox_image(BUSYBOX)
@@ -112,9 +115,14 @@ def main():
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"})
         idle = subprocess.Popen(["sleep", "infinity"])
+        floor = subprocess.Popen([os.path.join(bin_dir, "bench", "paddock-curl-floor"), dockerd.socket_path],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        if not floor.stdout.readline():
+            raise RuntimeError("paddock-curl-floor could not reach Docker")
         time.sleep(args.warmup)
 
-        procs = {"agent": agent.pid, "dockerd": dockerd.pid, "docker-events": events.pid, "sleep": idle.pid}
+        procs = {"agent": agent.pid, "dockerd": dockerd.pid, "docker-events": events.pid, "curl-floor": floor.pid,
+                 "sleep": idle.pid}
         start = time.monotonic()
         cpu0 = {n: cpu_seconds(p) for n, p in procs.items()}
         samples = {n: [] for n in procs}
@@ -159,7 +167,7 @@ def main():
                 slope_per_hour([(t, st["VmRSS"]) for t, st, _ in rows]), 100.0 * rows[-1][2] / elapsed))
         return 0
     finally:
-        tear_down((agent, events, idle), server, dockerd, tmp)
+        tear_down((agent, events, floor, idle), server, dockerd, tmp)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ asio::awaitable<DialResult> upgrade(websocket::stream<NextLayer> ws, const http_
   }
   // From here on the WebSocket's own timeouts apply (set_idle_timeout).
   beast::get_lowest_layer(ws).expires_never();
-  co_return make_web_socket(std::move(ws));
+  co_return make_web_socket(std::move(ws), beast::role_type::client);
 }
 
 }  // namespace
@@ -82,7 +82,7 @@ asio::awaitable<DialResult> dial_web_socket(asio::any_io_executor executor, std:
   if (!tcp) co_return dial_error(tcp.error().code, tcp.error().message);
 
   if (!url->tls()) {
-    co_return co_await upgrade(websocket::stream<beast::tcp_stream>(std::move(*tcp)), *url, options, deadline);
+    co_return co_await upgrade(WebSocketStream<beast::tcp_stream>(std::move(*tcp)), *url, options, deadline);
   }
   using SslStream = beast::ssl_stream<beast::tcp_stream>;
   SslStream stream(std::move(*tcp), *options.tls);
@@ -96,7 +96,7 @@ asio::awaitable<DialResult> dial_web_socket(asio::any_io_executor executor, std:
                          "cannot connect to " + url->origin() + ": " +
                              http_client::describe_error(hec, stream.native_handle()));
   }
-  co_return co_await upgrade(websocket::stream<SslStream>(std::move(stream)), *url, options, deadline);
+  co_return co_await upgrade(WebSocketStream<SslStream>(std::move(stream)), *url, options, deadline);
 }
 
 }  // namespace paddock::ws_client

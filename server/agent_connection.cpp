@@ -174,8 +174,8 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
   if (instance.size() > 64) instance.clear();
   const std::string conflict_note = "another machine (" + peer.address + ") connected with this host's identity at " +
                                     time_util::format_rfc3339(time_util::now_ms()) + " and was refused";
-  bool conflicted = false;
-  auto checked = write_tx(*server.db, [&](db::Connection& c) -> db::Row {
+  // Checked on a reader: the common case writes nothing here.
+  auto checked = read_tx(*server.db, [&](db::Connection& c) -> db::Row {
     auto host = c.query_one("SELECT * FROM hosts WHERE credentialKey = ?", {credentials->first});
     if (host.is_null()) {
       if (!c.query_one("SELECT 1 FROM removed_hosts WHERE credentialKey = ?", {credentials->first}).is_null()) {
@@ -190,18 +190,17 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     if (host["state"] == "inactive") {
       throw ApiAbort({403, "HostDeactivated", "this host was deactivated by an administrator", {}});
     }
-    if (agents.held_by_other(host["id"].get<std::int64_t>(), instance)) {
-      // A cloned machine: refuse it, and show the conflict on the host.
-      c.exec("UPDATE hosts SET conflict = ? WHERE id = ?", {conflict_note, db::from_json(host["id"])});
-      conflicted = true;
-      return c.query_one("SELECT * FROM hosts WHERE id = ?", {db::from_json(host["id"])});
-    }
     return host;
   });
   if (!checked) return refuse(checked.error());
   db::Row host = std::move(*checked);
-  if (conflicted) {
-    api.publish(*api.type("host"), host);
+  if (agents.held_by_other(host["id"].get<std::int64_t>(), instance)) {
+    // A cloned machine: refuse it, and show the conflict on the host.
+    auto marked = server.db->write([&](db::Connection& c) {
+      c.exec("UPDATE hosts SET conflict = ? WHERE id = ?", {conflict_note, db::from_json(host["id"])});
+      return c.query_one("SELECT * FROM hosts WHERE id = ?", {db::from_json(host["id"])});
+    });
+    if (marked && !marked->is_null()) api.publish(*api.type("host"), *marked);
     spdlog::warn("refused a second connection for host {} from {}", host["id"].get<std::int64_t>(), peer.address);
     return refuse({409, "HostConflict", "another machine is connected with this host's identity", {}});
   }
@@ -221,13 +220,16 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     // counts as life; without them Beast would time out an idle reader.
     ws->set_idle_timeout(kLiveness, true);
     ws->set_max_queued(8 * 1024 * 1024);
-    (void)set_state(api, server, host_id,
-                    "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state != 'inactive'");
-    spdlog::info("agent of host {} connected from {}", host_id, addr);
+    // The welcome first: the agent's watchdog waits for it, the store may not.
     json welcome = {{"type", "welcome"},
                     {"hostId", api.type("host")->def().id_prefix + std::to_string(host_id)},
                     {"jwks", server.keys->public_keys().to_jwks()}};
-    ws->send(welcome.dump(), false);
+    const std::string welcome_text = welcome.dump();
+    const auto welcomed = co_await ws->write(asio::buffer(welcome_text), false);
+    (void)welcomed;  // a failed write shows up as the read below failing
+    (void)set_state(api, server, host_id,
+                    "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state != 'inactive'");
+    spdlog::info("agent of host {} connected from {}", host_id, addr);
 
     Ingest ingest(api, server, host_id, project_id);
     beast::flat_buffer buffer;

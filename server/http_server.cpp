@@ -127,7 +127,7 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
         break;
       }
       tcp_layer.expires_never();
-      websocket::stream<Stream> ws(std::move(stream));
+      WebSocketStream<Stream> ws(std::move(stream));
       ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
         res.set(http::field::server, "paddock");
       }));
@@ -138,7 +138,7 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
       ws.set_option(t);
       auto [aec] = co_await ws.async_accept(request, as_tuple_awaitable);
       if (aec) co_return;
-      auto socket = make_web_socket(std::move(ws));
+      auto socket = make_web_socket(std::move(ws), beast::role_type::server);
       ws_ = socket;
       cancel_ = nullptr;
       if (stopping_) socket->close_soon({websocket::close_code::going_away, "server shutting down"});

@@ -1,5 +1,6 @@
 #include "server/stream_endpoints.hpp"
 
+#include "common/async_event.hpp"
 #include "common/jwt.hpp"
 #include "common/time_util.hpp"
 #include "server/agent_hub.hpp"
@@ -12,6 +13,10 @@
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+#include <utility>
+#include <vector>
+
 namespace paddock::server {
 
 namespace http = boost::beast::http;
@@ -21,9 +26,13 @@ namespace {
 
 // The agent has this long to dial its tunnel after the user connects.
 constexpr auto kAgentDialTimeout = std::chrono::seconds(10);
-// One message (a Docker frame, a stdin chunk) at most; with one message in
-// flight per direction this bounds what a stream buffers.
+// One message (a Docker frame, a stdin chunk) at most. A direction of a
+// stream holds at most one message being read, kRelayQueue bytes queued and
+// the batch being written.
 constexpr std::size_t kMaxMessage = 1024 * 1024;
+// What waits between the two sockets of one direction of a stream, besides
+// the batch being written.
+constexpr std::size_t kRelayQueue = 256 * 1024;
 // A reader that takes no message for this long is gone.
 constexpr auto kStallTimeout = std::chrono::seconds(120);
 
@@ -73,31 +82,108 @@ ApiResult<Verified> verify_token(ServerContext& server, const std::string& token
   return v;
 }
 
-// Pumps messages from one socket to the other until `from` ends, then
-// closes `to` with the same reason. Each message is written before the next
-// is read: TCP's flow control reaches all the way back to the sender.
+// One direction of a stream. The reader (on `from`'s strand) queues each
+// message it reads; a writer (on `to`'s strand) sends everything queued so
+// far as one batch, so a burst of small messages costs one write, and the
+// next messages are read while a batch is being written. The strands meet
+// only under the mutex and on wake-ups when one side was idle.
+struct Relay {
+  Relay(std::shared_ptr<WebSocket> source, std::shared_ptr<WebSocket> sink)
+      : from(std::move(source)), to(std::move(sink)), space(from->get_executor()), ready(to->get_executor()) {}
+
+  std::shared_ptr<WebSocket> from;
+  std::shared_ptr<WebSocket> to;
+  AsyncEvent space;  // the reader waits here while the queue is full
+  AsyncEvent ready;  // the writer waits here while the queue is empty
+
+  std::mutex mutex;
+  std::vector<OutgoingMessage> queued;
+  std::size_t queued_bytes = 0;
+  bool reader_waiting = false;
+  bool writer_idle = false;
+  bool reader_done = false;
+  bool writer_failed = false;
+  websocket::close_reason reason;
+};
+
+// The writer's half: runs on `to`'s strand until the reader is done and the
+// queue is empty, or a write fails; then closes `to` with `from`'s reason.
+asio::awaitable<void> relay_writer(std::shared_ptr<Relay> relay) {
+  std::vector<OutgoingMessage> batch;
+  for (;;) {
+    bool done = false;
+    bool wake_reader = false;
+    batch.clear();
+    {
+      std::lock_guard lock(relay->mutex);
+      batch.swap(relay->queued);
+      relay->queued_bytes = 0;
+      done = relay->reader_done;
+      relay->writer_idle = batch.empty() && !done;
+      wake_reader = std::exchange(relay->reader_waiting, false);
+    }
+    if (wake_reader) asio::post(relay->from->get_executor(), [relay] { relay->space.notify(); });
+    if (!batch.empty()) {
+      const auto ec = co_await relay->to->write_batch(batch);
+      if (ec) {
+        std::lock_guard lock(relay->mutex);
+        relay->writer_failed = true;
+        if (std::exchange(relay->reader_waiting, false)) {
+          asio::post(relay->from->get_executor(), [relay] { relay->space.notify(); });
+        }
+        break;
+      }
+      continue;
+    }
+    if (done) break;
+    co_await relay->ready.wait();
+  }
+  websocket::close_reason reason;
+  {
+    std::lock_guard lock(relay->mutex);
+    reason = relay->reason;
+  }
+  if (reason.code == websocket::close_code::none) reason = {websocket::close_code::going_away, "peer went away"};
+  relay->to->close_soon(reason);
+}
+
+// Relays messages from one socket to the other until `from` ends, then
+// closes `to` with the same reason. At most kRelayQueue bytes wait between
+// the two sockets: a slow `to` stops the reads from `from`, so TCP's flow
+// control reaches all the way back to the sender.
 asio::awaitable<void> pump(std::shared_ptr<WebSocket> from, std::shared_ptr<WebSocket> to) {
+  auto relay = std::make_shared<Relay>(from, to);
+  // Named first: GCC 12 destroys a closure temporary inside a co_spawn call
+  // expression twice.
+  auto writer = relay_writer(relay);
+  asio::co_spawn(to->get_executor(), std::move(writer), asio::detached);
   beast::flat_buffer buffer;
   for (;;) {
     auto ec = co_await from->read(buffer);
     if (ec) break;
-    const bool binary = !from->got_text();
-    auto data = std::make_shared<std::string>(beast::buffers_to_string(buffer.data()));
+    OutgoingMessage message{beast::buffers_to_string(buffer.data()), !from->got_text()};
     buffer.consume(buffer.size());
-    // Write on the other socket's strand and wait for it. The lambda and the
-    // executor are named: GCC 12 destroys a closure temporary inside a
-    // co_await expression twice (the captured shared_ptr lost a reference
-    // per message until the socket was freed under the pump).
-    auto write = [to, data, binary]() -> asio::awaitable<error_code> {
-      co_return co_await to->write(asio::buffer(*data), binary);
-    };
-    auto to_executor = to->get_executor();
-    auto wec = co_await asio::co_spawn(to_executor, std::move(write), asio::use_awaitable);
-    if (wec) break;
+    bool wake_writer = false;
+    bool wait = false;
+    {
+      std::lock_guard lock(relay->mutex);
+      if (relay->writer_failed) break;
+      relay->queued_bytes += message.data.size();
+      relay->queued.push_back(std::move(message));
+      wake_writer = std::exchange(relay->writer_idle, false);
+      wait = relay->reader_waiting = relay->queued_bytes >= kRelayQueue;
+    }
+    if (wake_writer) asio::post(to->get_executor(), [relay] { relay->ready.notify(); });
+    if (wait) co_await relay->space.wait();
   }
-  auto reason = from->reason();
-  if (reason.code == websocket::close_code::none) reason = {websocket::close_code::going_away, "peer went away"};
-  asio::post(to->get_executor(), [to, reason] { to->close_soon(reason); });
+  bool wake_writer = false;
+  {
+    std::lock_guard lock(relay->mutex);
+    relay->reader_done = true;
+    relay->reason = from->reason();
+    wake_writer = std::exchange(relay->writer_idle, false);
+  }
+  if (wake_writer) asio::post(to->get_executor(), [relay] { relay->ready.notify(); });
 }
 
 // A refusal before the upgrade, answered and counted like any request.

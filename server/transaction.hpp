@@ -15,21 +15,36 @@ struct ApiAbort : db::Abort {
   ApiError api_error;
 };
 
-template <class F>
-auto write_tx(db::Database& db, F&& fn) -> ApiResult<std::invoke_result_t<F, db::Connection&>> {
+namespace detail {
+
+template <bool Writer, class F>
+auto api_tx(db::Database& db, F&& fn) -> ApiResult<std::invoke_result_t<F, db::Connection&>> {
   using T = std::invoke_result_t<F, db::Connection&>;
   std::optional<ApiError> api_error;
-  auto result = db.write([&](db::Connection& c) -> T {
+  auto body = [&](db::Connection& c) -> T {
     try {
       return fn(c);
     } catch (const ApiAbort& e) {
       api_error = e.api_error;
       throw;
     }
-  });
+  };
+  auto result = Writer ? db.write(body) : db.read(body);
   if (api_error) return *api_error;
   if (!result) return from_error(result.error());
   return std::move(*result);
+}
+
+}  // namespace detail
+
+template <class F>
+auto write_tx(db::Database& db, F&& fn) {
+  return detail::api_tx<true>(db, std::forward<F>(fn));
+}
+
+template <class F>
+auto read_tx(db::Database& db, F&& fn) {
+  return detail::api_tx<false>(db, std::forward<F>(fn));
 }
 
 }  // namespace paddock::server

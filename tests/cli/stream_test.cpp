@@ -108,6 +108,10 @@ class ScriptedSocket final : public WebSocket {
     written.emplace_back(std::string(static_cast<const char*>(data.data()), data.size()), binary);
     co_return error_code{};
   }
+  asio::awaitable<error_code> write_batch(std::span<const OutgoingMessage> messages) override {
+    for (const auto& m : messages) written.emplace_back(m.data, m.binary);
+    co_return error_code{};
+  }
   asio::awaitable<error_code> close(websocket::close_reason) override {
     closed = true;
     co_return error_code{};

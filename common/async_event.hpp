@@ -1,6 +1,7 @@
 #pragma once
 // A one-waiter wake-up for coroutines on one executor: the interruptible wait
-// of the agent's services. A notify() before the wait is not lost.
+// of the agent's services and of the server's stream relays. A notify()
+// before the wait is not lost.
 // Not thread-safe: use it on its executor only.
 
 #include <boost/asio/any_io_executor.hpp>
@@ -11,7 +12,7 @@
 
 #include <chrono>
 
-namespace paddock::agent {
+namespace paddock {
 
 class AsyncEvent {
  public:
@@ -48,4 +49,4 @@ class AsyncEvent {
   bool pending_ = false;
 };
 
-}  // namespace paddock::agent
+}  // namespace paddock
