@@ -55,8 +55,13 @@ class CoalescingStream {
   // Holds every write from now until flush().
   void hold() { holding_ = true; }
   bool holding() const noexcept { return holding_; }
-  // Appends bytes to what is held; only while holding.
-  void append(std::string_view bytes) { held_.append(bytes); }
+  // Appends bytes to what is held (only while holding) and returns where the
+  // copy starts, valid until the next append.
+  char* append(std::string_view bytes) {
+    const std::size_t at = held_.size();
+    held_.append(bytes);
+    return held_.data() + at;
+  }
 
   // Writes out what was held (and what is held while this runs) and stops
   // holding. Completes when the bytes reached the layer below.
@@ -76,6 +81,9 @@ class CoalescingStream {
       sending_.clear();
     }
     held_.clear();  // after a failure nothing more can be written anyway
+    // An idle stream keeps no large batch's buffers.
+    if (held_.capacity() > kKeptCapacity) std::string().swap(held_);
+    if (sending_.capacity() > kKeptCapacity) std::string().swap(sending_);
     flushing_ = false;
     co_return ec;
   }
@@ -113,6 +121,8 @@ class CoalescingStream {
   }
 
  private:
+  static constexpr std::size_t kKeptCapacity = 64 * 1024;
+
   NextLayer next_;
   boost::asio::steady_timer passed_;  // cancelled when no write passes through
   int passing_ = 0;

@@ -229,19 +229,18 @@ class WebSocketImpl final : public WebSocket {
     next_mask_key(key);
     for (unsigned char k : key) header[size++] = k;
     out.append({reinterpret_cast<const char*>(header), size});
-    masked_.assign(m.data);
-    for (std::size_t i = 0; i < masked_.size(); ++i) masked_[i] = static_cast<char>(masked_[i] ^ key[i & 3]);
-    out.append(masked_);
+    char* payload = out.append(m.data);
+    for (std::size_t i = 0; i < m.data.size(); ++i) payload[i] = static_cast<char>(payload[i] ^ key[i & 3]);
   }
 
-  // Masking keys come from OpenSSL's generator, drawn a block at a time.
+  // Masking keys come from OpenSSL's generator, drawn a block at a time
+  // (only by clients: a server's socket never holds one).
   void next_mask_key(unsigned char key[4]) {
-    if (keys_used_ + 4 > sizeof(keys_)) {
-      const std::string block = crypto::random_bytes(sizeof(keys_));
-      std::memcpy(keys_, block.data(), sizeof(keys_));
+    if (keys_used_ + 4 > keys_.size()) {
+      keys_ = crypto::random_bytes(1024);
       keys_used_ = 0;
     }
-    std::memcpy(key, keys_ + keys_used_, 4);
+    std::memcpy(key, keys_.data() + keys_used_, 4);
     keys_used_ += 4;
   }
 
@@ -265,9 +264,8 @@ class WebSocketImpl final : public WebSocket {
 
   WebSocketStream<NextLayer> ws_;
   bool client_;
-  unsigned char keys_[1024];
-  std::size_t keys_used_ = sizeof(keys_);
-  std::string masked_;
+  std::string keys_;
+  std::size_t keys_used_ = 0;
   std::deque<asio::steady_timer*> waiters_;
   bool writing_ = false;
   bool closing_ = false;
