@@ -32,6 +32,12 @@ constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
 constexpr std::size_t kMaxMessage = 512;
 constexpr std::size_t kMaxJsonDepth = 128;
+// Beast reads a body into what the buffer has room for (512 bytes when it
+// has little), and Docker writes a log a line at a time: once a stream
+// brings data it reads in pieces of this size, so a burst crosses the
+// tunnel in large batches rather than a few lines each. (A stream that
+// never brings any holds no such buffer.)
+constexpr std::size_t kBodyReadSize = 64 * 1024;
 
 Error transport(const std::string& what, const error_code& ec) {
   return Error{Errc::unavailable, what + ": " + ec.message()};
@@ -250,6 +256,7 @@ asio::awaitable<Result<std::size_t>> DockerBodyStream::read_some(char* out, std:
     if (ec == http::error::need_buffer) ec = {};
     if (!ec) parse_buffered();
     const std::size_t got = size - parser_.get().body().size;
+    if (got > 0 && buffer_.capacity() < kBodyReadSize) buffer_.reserve(kBodyReadSize);
     if (got > 0) co_return got;  // an error, if any, comes back on the next read
     if (closed_) co_return Error{Errc::unavailable, "cancelled"};
     if (ec) co_return transport("reading from Docker", ec);

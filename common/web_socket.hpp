@@ -13,22 +13,25 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/role.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include "common/async_mutex.hpp"
 #include "common/coalescing_stream.hpp"
 #include "common/crypto.hpp"
+#include "common/ws_frame.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace paddock {
 
@@ -50,6 +53,16 @@ class WebSocket : public std::enable_shared_from_this<WebSocket> {
   // Reads one whole message. got_text() tells its kind.
   virtual asio::awaitable<error_code> read(beast::flat_buffer& buffer) = 0;
   virtual bool got_text() const = 0;
+  // Reads one whole message, then every further whole message already
+  // received (never waiting for more) until about `max_bytes` are gathered,
+  // and appends them to `out`: a relay's read of a burst of small messages.
+  virtual asio::awaitable<error_code> read_messages(std::vector<OutgoingMessage>& out, std::size_t max_bytes) {
+    (void)max_bytes;
+    beast::flat_buffer buffer;
+    const auto ec = co_await read(buffer);
+    if (!ec) out.push_back({beast::buffers_to_string(buffer.data()), !got_text()});
+    co_return ec;
+  }
   // Writes one message; waits for earlier writes first. Completing means the
   // bytes reached the kernel: awaiting it is back-pressure.
   virtual asio::awaitable<error_code> write(asio::const_buffer data, bool binary) = 0;
@@ -100,7 +113,7 @@ class WebSocketImpl final : public WebSocket {
   bool got_text() const override { return ws_.got_text(); }
 
   asio::awaitable<error_code> write(asio::const_buffer data, bool binary) override {
-    co_await acquire();
+    co_await writes_.lock();
     error_code ec;
     if (closing_) {
       ec = websocket::error::closed;
@@ -110,7 +123,7 @@ class WebSocketImpl final : public WebSocket {
       (void)n;
       ec = e;
     }
-    release();
+    writes_.unlock();
     co_return ec;
   }
 
@@ -118,7 +131,7 @@ class WebSocketImpl final : public WebSocket {
   // per message (a composed operation, a completion, a new mask from its
   // generator) than a small message is worth.
   asio::awaitable<error_code> write_batch(std::span<const OutgoingMessage> messages) override {
-    co_await acquire();
+    co_await writes_.lock();
     error_code ec;
     if (closing_ || !ws_.is_open()) {
       ec = websocket::error::closed;
@@ -128,19 +141,19 @@ class WebSocketImpl final : public WebSocket {
       for (const auto& m : messages) append_frame(out, m);
       ec = co_await out.flush();
     }
-    release();
+    writes_.unlock();
     co_return ec;
   }
 
   asio::awaitable<error_code> close(websocket::close_reason reason) override {
-    co_await acquire();
+    co_await writes_.lock();
     error_code ec = websocket::error::closed;
     if (!closing_) {
       closing_ = true;
       auto [e] = co_await ws_.async_close(reason, asio::as_tuple(asio::use_awaitable));
       ec = e;
     }
-    release();
+    writes_.unlock();
     co_return ec;
   }
 
@@ -203,34 +216,21 @@ class WebSocketImpl final : public WebSocket {
   bool is_open() const override { return ws_.is_open() && !closing_; }
 
  private:
-  // One unfragmented frame (RFC 6455, 5.2): FIN and the opcode, the length,
-  // and from a client a fresh masking key with the payload masked by it.
+  // One unfragmented frame (RFC 6455, 5.2), from a client masked by a
+  // fresh key.
   void append_frame(CoalescingStream<NextLayer>& out, const OutgoingMessage& m) {
-    unsigned char header[14];
-    std::size_t size = 0;
-    header[size++] = static_cast<unsigned char>(0x80 | (m.binary ? 0x2 : 0x1));
-    const std::uint64_t length = m.data.size();
-    const unsigned char mask_bit = client_ ? 0x80 : 0x00;
-    if (length < 126) {
-      header[size++] = static_cast<unsigned char>(mask_bit | length);
-    } else if (length <= 0xffff) {
-      header[size++] = mask_bit | 126;
-      for (int shift = 8; shift >= 0; shift -= 8) header[size++] = static_cast<unsigned char>(length >> shift);
-    } else {
-      header[size++] = mask_bit | 127;
-      for (int shift = 56; shift >= 0; shift -= 8) header[size++] = static_cast<unsigned char>(length >> shift);
-    }
+    unsigned char header[ws::kMaxHeaderSize];
+    const auto opcode = m.binary ? ws::Opcode::binary : ws::Opcode::text;
     if (!client_) {
-      out.append({reinterpret_cast<const char*>(header), size});
+      out.append({reinterpret_cast<const char*>(header), ws::write_header(header, opcode, m.data.size())});
       out.append(m.data);
       return;
     }
     unsigned char key[4];
     next_mask_key(key);
-    for (unsigned char k : key) header[size++] = k;
-    out.append({reinterpret_cast<const char*>(header), size});
+    out.append({reinterpret_cast<const char*>(header), ws::write_header(header, opcode, m.data.size(), key)});
     char* payload = out.append(m.data);
-    for (std::size_t i = 0; i < m.data.size(); ++i) payload[i] = static_cast<char>(payload[i] ^ key[i & 3]);
+    ws::apply_mask(payload, m.data.size(), key, 0);
   }
 
   // Masking keys come from OpenSSL's generator, drawn a block at a time
@@ -244,30 +244,11 @@ class WebSocketImpl final : public WebSocket {
     keys_used_ += 4;
   }
 
-  // A FIFO async mutex over the write side: a timer that never expires on
-  // its own serves as the wait queue's condition.
-  asio::awaitable<void> acquire() {
-    while (writing_) {
-      asio::steady_timer wait(ws_.get_executor(), asio::steady_timer::time_point::max());
-      waiters_.push_back(&wait);
-      co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-    writing_ = true;
-  }
-  void release() {
-    writing_ = false;
-    if (!waiters_.empty()) {
-      waiters_.front()->cancel();
-      waiters_.pop_front();
-    }
-  }
-
   WebSocketStream<NextLayer> ws_;
   bool client_;
   std::string keys_;
   std::size_t keys_used_ = 0;
-  std::deque<asio::steady_timer*> waiters_;
-  bool writing_ = false;
+  AsyncMutex writes_{ws_.get_executor()};
   bool closing_ = false;
   std::size_t queued_ = 0;
   std::size_t max_queued_ = 1024 * 1024;

@@ -235,12 +235,8 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     beast::flat_buffer buffer;
     for (;;) {
       auto ec = co_await ws->read(buffer);
-      if (ec) {
-        if (ec == websocket::error::message_too_big) {
-          co_await ws->close({websocket::close_code::too_big, "message too large"});
-        }
-        break;
-      }
+      // The socket itself closes on an oversized (1009) or broken (1002) frame.
+      if (ec) break;
       auto message = json::parse(beast::buffers_to_string(buffer.data()), nullptr, false);
       buffer.consume(buffer.size());
       std::optional<std::string> problem;

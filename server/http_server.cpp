@@ -1,5 +1,7 @@
 #include "server/http_server.hpp"
 
+#include "server/frame_socket.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -127,18 +129,21 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
         break;
       }
       tcp_layer.expires_never();
-      WebSocketStream<Stream> ws(std::move(stream));
-      ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-        res.set(http::field::server, "paddock");
-      }));
-      websocket::stream_base::timeout t{};
-      t.handshake_timeout = std::chrono::seconds(10);
-      t.idle_timeout = std::chrono::seconds(60);
-      t.keep_alive_pings = true;
-      ws.set_option(t);
-      auto [aec] = co_await ws.async_accept(request, as_tuple_awaitable);
-      if (aec) co_return;
-      auto socket = make_web_socket(std::move(ws), beast::role_type::server);
+      {
+        // Beast answers the handshake; the frames after it are the FrameSocket's.
+        websocket::stream<Stream&> handshake(stream);
+        handshake.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+          res.set(http::field::server, "paddock");
+        }));
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = std::chrono::seconds(10);
+        t.idle_timeout = websocket::stream_base::none();
+        handshake.set_option(t);
+        auto [aec] = co_await handshake.async_accept(request, as_tuple_awaitable);
+        if (aec) co_return;
+      }
+      const std::string_view received(static_cast<const char*>(buffer.data().data()), buffer.size());
+      auto socket = make_frame_socket(std::move(stream), received);
       ws_ = socket;
       cancel_ = nullptr;
       if (stopping_) socket->close_soon({websocket::close_code::going_away, "server shutting down"});

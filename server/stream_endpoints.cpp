@@ -13,6 +13,7 @@
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -157,19 +158,24 @@ asio::awaitable<void> pump(std::shared_ptr<WebSocket> from, std::shared_ptr<WebS
   // expression twice.
   auto writer = relay_writer(relay);
   asio::co_spawn(to->get_executor(), std::move(writer), asio::detached);
-  beast::flat_buffer buffer;
+  std::vector<OutgoingMessage> incoming;
   for (;;) {
-    auto ec = co_await from->read(buffer);
+    incoming.clear();
+    auto ec = co_await from->read_messages(incoming, kRelayQueue);
     if (ec) break;
-    OutgoingMessage message{beast::buffers_to_string(buffer.data()), !from->got_text()};
-    buffer.consume(buffer.size());
+    std::size_t bytes = 0;
+    for (const auto& m : incoming) bytes += m.data.size();
     bool wake_writer = false;
     bool wait = false;
     {
       std::lock_guard lock(relay->mutex);
       if (relay->writer_failed) break;
-      relay->queued_bytes += message.data.size();
-      relay->queued.push_back(std::move(message));
+      relay->queued_bytes += bytes;
+      if (relay->queued.empty()) {
+        relay->queued.swap(incoming);
+      } else {
+        std::move(incoming.begin(), incoming.end(), std::back_inserter(relay->queued));
+      }
       wake_writer = std::exchange(relay->writer_idle, false);
       wait = relay->reader_waiting = relay->queued_bytes >= kRelayQueue;
     }
