@@ -120,11 +120,12 @@ class FrameSocket final : public WebSocket {
   // cuts the connection if the peer's close does not come in time.
   asio::awaitable<error_code> close(websocket::close_reason reason) override {
     if (close_sent_ || closed_) co_return websocket::error::closed;
-    start_closing();
     const auto code = static_cast<std::uint16_t>(reason.code);
     const auto payload = ws::close_payload(code, {reason.reason.data(), reason.reason.size()});
     const auto failed = co_await send_control(ws::Opcode::close, payload);
-    if (failed) {
+    // `closed`: another close went first (a relay's and a revocation's, say);
+    // its handshake is awaited all the same.
+    if (failed && failed != websocket::error::closed) {
       abort();
       co_return failed;
     }
@@ -331,7 +332,6 @@ class FrameSocket final : public WebSocket {
   asio::awaitable<error_code> fail(websocket::close_code code, std::string why, error_code ec) {
     failure_ = ec;
     if (!close_sent_ && !closed_) {
-      start_closing();
       const auto payload = ws::close_payload(static_cast<std::uint16_t>(code), why);
       co_await send_control(ws::Opcode::close, payload);
     }
@@ -360,15 +360,6 @@ class FrameSocket final : public WebSocket {
     }
   }
 
-  // From here the close must be done within kCloseTimeout, even when a
-  // write ahead of the close frame is stuck.
-  void start_closing() {
-    if (closing_) return;
-    closing_ = true;
-    close_deadline_ = Clock::now() + kCloseTimeout;
-    watchdog_.cancel();  // to watch the new deadline
-  }
-
   // At most one pong waits to be written: the latest ping's.
   void pong(std::string payload) {
     if (!open_for_writes()) return;
@@ -391,8 +382,11 @@ class FrameSocket final : public WebSocket {
     asio::co_spawn(stream_.get_executor(), std::move(write_pong), asio::detached);
   }
 
-  // A ping or a close, after the writes before it. Once a close is sent,
-  // nothing more is written.
+  // A ping or a close, after the writes before it (websocket::error::closed
+  // when a close went before). Once a close is sent, nothing more is
+  // written, and the peer's close is due within kCloseTimeout of ours
+  // reaching the transport: a slow reader may take longer to get there,
+  // and the idle timeout bounds a stalled one.
   asio::awaitable<error_code> send_control(ws::Opcode opcode, std::string payload) {
     co_await writes_.lock();
     error_code ec = websocket::error::closed;
@@ -404,6 +398,10 @@ class FrameSocket final : public WebSocket {
       auto [e, n] = co_await asio::async_write(stream_, frame, as_tuple_awaitable);
       (void)n;
       ec = e;
+      if (opcode == ws::Opcode::close) {
+        close_deadline_ = Clock::now() + kCloseTimeout;
+        watchdog_.cancel();  // to watch the deadline
+      }
     }
     writes_.unlock();
     co_return ec;
@@ -429,7 +427,7 @@ class FrameSocket final : public WebSocket {
       if (!self || self->closed_) co_return;
       const auto now = Clock::now();
       auto next = Clock::time_point::max();
-      if (self->closing_) {
+      if (self->close_deadline_ != Clock::time_point{}) {
         if (now >= self->close_deadline_) {
           self->abort();
           co_return;
@@ -488,9 +486,8 @@ class FrameSocket final : public WebSocket {
   bool keep_alive_ = true;
   Clock::time_point last_received_ = Clock::now();
   bool ping_unanswered_ = false;
-  bool closing_ = false;  // a close of ours is under way
   bool close_sent_ = false;
-  Clock::time_point close_deadline_{};
+  Clock::time_point close_deadline_{};  // set once our close is written
   bool closed_ = false;
   error_code failure_;
   websocket::close_reason reason_;
