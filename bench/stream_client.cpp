@@ -235,7 +235,10 @@ int tunnel_logs(const std::string& url, const std::string& token, const std::str
     boost::system::error_code ec;
     ws->read(buffer, ec);
     if (ec == websocket::error::closed) break;
-    if (ec) throw boost::system::system_error(ec);
+    if (ec) {
+      throw std::runtime_error(ec.message() + " after " + std::to_string(messages) + " messages" +
+                               (status.empty() ? "" : ", the status " + status));
+    }
     const auto data = buffer.data();
     const auto* p = static_cast<const char*>(data.data());
     if (data.size() > 0 && static_cast<std::uint8_t>(p[0]) == kStatus) {

@@ -214,7 +214,8 @@ class FrameSocket final : public WebSocket {
   }
 
   // One read from the transport into in_. Readers take turns: close() may
-  // read alongside the owner's reader.
+  // read alongside the owner's reader; one that waited for another's read
+  // gets the socket's failure, if any, and parses what that read brought.
   asio::awaitable<error_code> receive() {
     if (reading_) {
       // Someone else's read will bring the bytes; wait for it to finish.
@@ -234,14 +235,21 @@ class FrameSocket final : public WebSocket {
       in_.commit(n);
       last_received_ = Clock::now();
       ping_unanswered_ = false;
-      read_size_ = n == read_size_ ? std::min(read_size_ * 2, kMaxReadSize) : std::max(n, kMinReadSize);
+      // Grow while reads fill the buffer; shrink slowly once they bring
+      // little (a TLS read ends at a record's end, so a short read alone
+      // says nothing).
+      if (n == read_size_) {
+        read_size_ = std::min(read_size_ * 2, kMaxReadSize);
+      } else if (n < read_size_ / 8) {
+        read_size_ = std::max(read_size_ / 2, kMinReadSize);
+      }
     }
-    if (ec && !failure_) {
-      failure_ = ec;
-      closed_ = true;
-      watchdog_.cancel();
+    if (ec) {  // the peer hung up, or the connection broke
+      if (!failure_) failure_ = ec;
+      abort();
+      co_return failure_;
     }
-    co_return failure_;
+    co_return error_code{};
   }
 
   // Parses what in_ holds: the rest of the current data frame into message_,
@@ -317,47 +325,29 @@ class FrameSocket final : public WebSocket {
       co_return co_await fail(websocket::close_code::protocol_error, "malformed close frame", kProtocolError);
     }
     reason_ = websocket::close_reason(static_cast<websocket::close_code>(code == 1005 ? 0 : code), text);
+    // Nothing is read after the peer's close: another reader (a close()
+    // waiting for this frame) must not start a read under the TLS shutdown.
+    failure_ = websocket::error::closed;
     if (!close_sent_) {
       const auto echo = code == 1005 ? std::string() : ws::close_payload(code, {});
       co_await send_control(ws::Opcode::close, echo);
     }
     co_await shut_down();
-    failure_ = websocket::error::closed;
     co_return failure_;
   }
 
   // A broken rule: a close with the reason, and the connection ends. What
   // the peer sends after the broken frame cannot be parsed, so its close is
-  // not awaited; the peer still gets to read ours (linger).
+  // not awaited.
   asio::awaitable<error_code> fail(websocket::close_code code, std::string why, error_code ec) {
     failure_ = ec;
     if (!close_sent_ && !closed_) {
       const auto payload = ws::close_payload(static_cast<std::uint16_t>(code), why);
       co_await send_control(ws::Opcode::close, payload);
     }
-    co_await linger();
+    co_await shut_down();
     failure_ = ec;
     co_return ec;
-  }
-
-  // Ends the connection without resetting it under our close frame: stop
-  // sending, take what the peer still sends until it hangs up (bounded by
-  // the close deadline), then close.
-  asio::awaitable<void> linger() {
-    if (closed_) co_return;
-    if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-      co_await shut_down();
-    } else {
-      error_code ignored;
-      stream_.socket().shutdown(asio::socket_base::shutdown_send, ignored);
-      std::array<char, 4096> scratch;
-      while (!closed_) {
-        auto [ec, n] = co_await stream_.async_read_some(asio::buffer(scratch), as_tuple_awaitable);
-        (void)n;
-        if (ec) break;
-      }
-      abort();
-    }
   }
 
   // At most one pong waits to be written: the latest ping's.
@@ -407,13 +397,33 @@ class FrameSocket final : public WebSocket {
     co_return ec;
   }
 
-  // After the close handshake the server ends the connection: a TLS
-  // close_notify first (bounded), then the socket.
+  // After the close handshake the server ends the connection (RFC 6455,
+  // 7.1.1): a TLS close_notify first, then TCP, gently: it stops sending and
+  // takes what the peer still sends until the peer hangs up, so the peer
+  // reads everything before our FIN rather than a reset. Bounded in time.
   asio::awaitable<void> shut_down() {
     if (closed_) co_return;
+    auto& tcp = beast::get_lowest_layer(stream_);
     if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-      beast::get_lowest_layer(stream_).expires_after(kShutdownTimeout);
+      // Under the write lock: Asio's TLS stream drops the close_notify it
+      // cannot write while a write of ours has yet to complete.
+      co_await writes_.lock();
+      tcp.expires_after(kShutdownTimeout);
       co_await stream_.async_shutdown(as_tuple_awaitable);
+      writes_.unlock();
+    }
+    if (reading_ || closed_) {  // another read is pending: nothing more to wait for
+      abort();
+      co_return;
+    }
+    error_code ignored;
+    tcp.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    tcp.expires_after(kShutdownTimeout);
+    std::array<char, 512> scratch;
+    for (;;) {
+      auto [ec, n] = co_await tcp.async_read_some(asio::buffer(scratch), as_tuple_awaitable);
+      (void)n;
+      if (ec) break;
     }
     abort();
   }
