@@ -274,6 +274,32 @@ class LogsTest(StreamTestCase):
         # One message per Docker frame: a log line each.
         self.assertEqual(len([m for m in messages if m[0] == "bin" and m[1] == STDOUT]), 100000)
 
+    def test_every_stream_ends_with_the_servers_tls_close_notify(self):
+        # A client that shuts TLS down cleanly must get the server's
+        # close_notify after the close handshake, or it sees a truncated
+        # stream. (The server once lost it when the user's answer was read
+        # before the write of the server's close frame had completed, a race
+        # this client is too slow to hit every time.)
+        cid, c = self.start_container("seq", "1", "2000")
+        self.wait_exited(cid)
+        for i in range(40):
+            s = Stream(self.server, self.access(c, "logs", follow=False, tail="all"))
+            try:
+                lines = 0
+                while True:
+                    opcode, data = s.ws.recv_data(control_frame=False)
+                    if opcode == websocket.ABNF.OPCODE_CLOSE:
+                        break  # websocket-client has answered it
+                    lines += data[:1] == bytes([STDOUT])
+                self.assertEqual(lines, 2000)
+                try:
+                    raw = s.ws.sock.unwrap()  # our close_notify, then the server's
+                except ssl.SSLError as e:
+                    self.fail("stream %d: no TLS close_notify from the server: %s" % (i, e))
+                raw.close()
+            finally:
+                s.ws.shutdown()
+
     def test_stdout_and_stderr_channels_and_their_switches(self):
         cid, c = self.start_container("sh", "-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2")
         self.wait_exited(cid)
