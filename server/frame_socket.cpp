@@ -55,8 +55,13 @@ class FrameSocket final : public WebSocket {
     if (ec) co_return ec;
     buffer.commit(asio::buffer_copy(buffer.prepare(message_.size()), asio::buffer(message_)));
     got_text_ = message_text_;
-    message_.clear();
-    if (message_.capacity() > kKeptCapacity) std::string().swap(message_);
+    // A connection holds its largest message no longer than it takes to
+    // read it (an agent's snapshot, thousands of idle agents).
+    if (message_.capacity() > kMinReadSize) {
+      std::string().swap(message_);
+    } else {
+      message_.clear();
+    }
     co_return error_code{};
   }
 
