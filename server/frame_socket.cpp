@@ -88,12 +88,8 @@ class FrameSocket final : public WebSocket {
     co_await writes_.lock();
     error_code ec = websocket::error::closed;
     if (open_for_writes()) {
-      unsigned char header[ws::kMaxHeaderSize];
-      const auto size = ws::write_header(header, binary ? ws::Opcode::binary : ws::Opcode::text, data.size());
-      const std::array<asio::const_buffer, 2> frame{asio::buffer(header, size), data};
-      auto [e, n] = co_await asio::async_write(stream_, frame, as_tuple_awaitable);
-      (void)n;
-      ec = e;
+      const auto opcode = binary ? ws::Opcode::binary : ws::Opcode::text;
+      ec = co_await write_frame(opcode, data);
     }
     writes_.unlock();
     co_return ec;
@@ -367,10 +363,8 @@ class FrameSocket final : public WebSocket {
       auto latest = std::move(self->pending_pong_).value_or(std::string());
       self->pending_pong_.reset();
       if (self->open_for_writes()) {
-        unsigned char header[ws::kMaxHeaderSize];
-        const auto size = ws::write_header(header, ws::Opcode::pong, latest.size());
-        const std::array<asio::const_buffer, 2> frame{asio::buffer(header, size), asio::buffer(latest)};
-        co_await asio::async_write(self->stream_, frame, as_tuple_awaitable);
+        const auto data = asio::buffer(latest);
+        co_await self->write_frame(ws::Opcode::pong, data);
       }
       self->writes_.unlock();
     };
@@ -387,18 +381,25 @@ class FrameSocket final : public WebSocket {
     error_code ec = websocket::error::closed;
     if (open_for_writes()) {
       if (opcode == ws::Opcode::close) close_sent_ = true;
-      unsigned char header[ws::kMaxHeaderSize];
-      const auto size = ws::write_header(header, opcode, payload.size());
-      const std::array<asio::const_buffer, 2> frame{asio::buffer(header, size), asio::buffer(payload)};
-      auto [e, n] = co_await asio::async_write(stream_, frame, as_tuple_awaitable);
-      (void)n;
-      ec = e;
+      const auto data = asio::buffer(payload);
+      ec = co_await write_frame(opcode, data);
       if (opcode == ws::Opcode::close) {
         close_deadline_ = Clock::now() + kCloseTimeout;
         watchdog_.cancel();  // to watch the deadline
       }
     }
     writes_.unlock();
+    co_return ec;
+  }
+
+  // One unfragmented frame, unmasked as a server's are, written whole. The
+  // caller holds the write lock.
+  asio::awaitable<error_code> write_frame(ws::Opcode opcode, asio::const_buffer payload) {
+    unsigned char header[ws::kMaxHeaderSize];
+    const auto size = ws::write_header(header, opcode, payload.size());
+    const std::array<asio::const_buffer, 2> frame{asio::buffer(header, size), payload};
+    auto [ec, n] = co_await asio::async_write(stream_, frame, as_tuple_awaitable);
+    (void)n;
     co_return ec;
   }
 
