@@ -30,6 +30,10 @@ constexpr std::size_t kMinReadSize = 512;
 constexpr std::size_t kMaxReadSize = 64 * 1024;
 // A batch buffer kept between writes at most this large.
 constexpr std::size_t kKeptCapacity = 64 * 1024;
+// A message buffer kept between reads at most this large: a connection
+// holds its largest message (an agent's snapshot) no longer than it takes to
+// read it, thousands of idle agents each.
+constexpr std::size_t kKeptMessageCapacity = 512;
 // The peer's close must follow ours within this; a TLS close_notify too.
 constexpr auto kCloseTimeout = std::chrono::seconds(5);
 constexpr auto kShutdownTimeout = std::chrono::seconds(2);
@@ -55,9 +59,7 @@ class FrameSocket final : public WebSocket {
     if (ec) co_return ec;
     buffer.commit(asio::buffer_copy(buffer.prepare(message_.size()), asio::buffer(message_)));
     got_text_ = message_text_;
-    // A connection holds its largest message no longer than it takes to
-    // read it (an agent's snapshot, thousands of idle agents).
-    if (message_.capacity() > kMinReadSize) {
+    if (message_.capacity() > kKeptMessageCapacity) {
       std::string().swap(message_);
     } else {
       message_.clear();
