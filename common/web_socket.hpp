@@ -73,7 +73,19 @@ class WebSocket : public std::enable_shared_from_this<WebSocket> {
   virtual asio::awaitable<error_code> close(websocket::close_reason reason) = 0;
   // Fire-and-forget: queues a message unless more than `max_queued` bytes are
   // already waiting, in which case the peer is too slow and is closed with 1008.
-  virtual void send(std::string message, bool binary) = 0;
+  void send(std::string message, bool binary) {
+    if (!is_open()) return;
+    if (queued_ + message.size() > max_queued_) {
+      close_soon({websocket::close_code::policy_error, "reader too slow"});
+      return;
+    }
+    queued_ += message.size();
+    auto write_it = [self = shared_from_this(), m = std::move(message), binary]() -> asio::awaitable<void> {
+      co_await self->write(asio::buffer(m), binary);
+      self->queued_ -= m.size();
+    };
+    asio::co_spawn(get_executor(), std::move(write_it), asio::detached);
+  }
   // Starts a close from outside the handler (server shutdown, revocation).
   virtual void close_soon(websocket::close_reason reason) = 0;
   // Abort without a close handshake.
@@ -83,9 +95,13 @@ class WebSocket : public std::enable_shared_from_this<WebSocket> {
   // Idle timeout: with keep-alive pings Beast pings at half the interval and
   // gives up when nothing arrives for the whole interval.
   virtual void set_idle_timeout(std::chrono::seconds idle, bool keep_alive_pings) = 0;
-  virtual void set_max_queued(std::size_t bytes) = 0;
+  void set_max_queued(std::size_t bytes) { max_queued_ = bytes; }
   virtual websocket::close_reason reason() const = 0;
   virtual bool is_open() const = 0;
+
+ private:
+  std::size_t queued_ = 0;  // bytes send() has queued and not yet written
+  std::size_t max_queued_ = 1024 * 1024;
 };
 
 // The WebSocket stream type over a transport (beast::tcp_stream, an SSL stream).
@@ -157,23 +173,6 @@ class WebSocketImpl final : public WebSocket {
     co_return ec;
   }
 
-  void send(std::string message, bool binary) override {
-    if (closing_) return;
-    if (queued_ + message.size() > max_queued_) {
-      close_soon({websocket::close_code::policy_error, "reader too slow"});
-      return;
-    }
-    queued_ += message.size();
-    auto self = std::static_pointer_cast<WebSocketImpl>(shared_from_this());
-    asio::co_spawn(
-        ws_.get_executor(),
-        [self, m = std::move(message), binary]() -> asio::awaitable<void> {
-          co_await self->write(asio::buffer(m), binary);
-          self->queued_ -= m.size();
-        },
-        asio::detached);
-  }
-
   void close_soon(websocket::close_reason reason) override {
     auto self = std::static_pointer_cast<WebSocketImpl>(shared_from_this());
     asio::co_spawn(
@@ -211,7 +210,6 @@ class WebSocketImpl final : public WebSocket {
     t.keep_alive_pings = keep_alive_pings;
     ws_.set_option(t);
   }
-  void set_max_queued(std::size_t bytes) override { max_queued_ = bytes; }
   websocket::close_reason reason() const override { return ws_.reason(); }
   bool is_open() const override { return ws_.is_open() && !closing_; }
 
@@ -250,8 +248,6 @@ class WebSocketImpl final : public WebSocket {
   std::size_t keys_used_ = 0;
   AsyncMutex writes_{ws_.get_executor()};
   bool closing_ = false;
-  std::size_t queued_ = 0;
-  std::size_t max_queued_ = 1024 * 1024;
 };
 
 }  // namespace detail

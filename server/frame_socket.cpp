@@ -140,21 +140,6 @@ class FrameSocket final : public WebSocket {
     co_return error_code{};
   }
 
-  void send(std::string message, bool binary) override {
-    if (!open_for_writes()) return;
-    if (queued_ + message.size() > max_queued_) {
-      close_soon({websocket::close_code::policy_error, "reader too slow"});
-      return;
-    }
-    queued_ += message.size();
-    auto self = std::static_pointer_cast<FrameSocket>(shared_from_this());
-    auto write_it = [self, m = std::move(message), binary]() -> asio::awaitable<void> {
-      co_await self->write(asio::buffer(m), binary);
-      self->queued_ -= m.size();
-    };
-    asio::co_spawn(stream_.get_executor(), std::move(write_it), asio::detached);
-  }
-
   void close_soon(websocket::close_reason reason) override {
     auto self = std::static_pointer_cast<FrameSocket>(shared_from_this());
     auto close_it = [self, reason]() -> asio::awaitable<void> { co_await self->close(reason); };
@@ -180,7 +165,6 @@ class FrameSocket final : public WebSocket {
     keep_alive_ = keep_alive_pings;
     watchdog_.cancel();  // to wake on the new schedule
   }
-  void set_max_queued(std::size_t bytes) override { max_queued_ = bytes; }
   websocket::close_reason reason() const override { return reason_; }
   bool is_open() const override { return open_for_writes(); }
 
@@ -496,8 +480,6 @@ class FrameSocket final : public WebSocket {
   // Writing.
   std::string batch_;
   std::optional<std::string> pending_pong_;
-  std::size_t queued_ = 0;
-  std::size_t max_queued_ = 1024 * 1024;
 
   // Liveness and the close.
   std::chrono::seconds idle_{60};

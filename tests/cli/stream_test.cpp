@@ -116,12 +116,10 @@ class ScriptedSocket final : public WebSocket {
     closed = true;
     co_return error_code{};
   }
-  void send(std::string message, bool binary) override { written.emplace_back(std::move(message), binary); }
   void close_soon(websocket::close_reason) override { closed = true; }
   void abort() override { closed = true; }
   void set_read_limit(std::size_t) override {}
   void set_idle_timeout(std::chrono::seconds, bool) override {}
-  void set_max_queued(std::size_t) override {}
   websocket::close_reason reason() const override { return {websocket::close_code::going_away, "server shutdown"}; }
   bool is_open() const override { return !closed; }
 
