@@ -680,6 +680,10 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_server_context(const Ser
   if (SSL_CTX_use_PrivateKey(native, key->get()) != 1 || SSL_CTX_check_private_key(native) != 1) {
     return openssl_error(Errc::invalid_input, "server key");
   }
+  // Agents and the CLI never resume a session: no tickets to mint on every
+  // handshake, no cache holding a session per connection.
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  if (SSL_CTX_set_num_tickets(native, 0) != 1) return openssl_error(Errc::internal, "cannot configure TLS");
   return ctx;
 }
 

@@ -397,8 +397,7 @@ class FrameSocket final : public WebSocket {
     if (closed_) co_return;
     auto& tcp = beast::get_lowest_layer(stream_);
     if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-      // Under the write lock: Asio's TLS stream drops the close_notify it
-      // cannot write while a write of ours has yet to complete.
+      // Under the write lock: the close_notify goes after our last record.
       co_await writes_.lock();
       tcp.expires_after(kShutdownTimeout);
       co_await stream_.async_shutdown(as_tuple_awaitable);
@@ -506,7 +505,7 @@ std::shared_ptr<WebSocket> make_frame_socket(beast::tcp_stream stream, std::stri
   return make(std::move(stream), received);
 }
 
-std::shared_ptr<WebSocket> make_frame_socket(beast::ssl_stream<beast::tcp_stream> stream, std::string_view received) {
+std::shared_ptr<WebSocket> make_frame_socket(TlsStream stream, std::string_view received) {
   return make(std::move(stream), received);
 }
 

@@ -13,9 +13,9 @@
 // the server reads is parsed as JSON, which does.
 
 #include "common/web_socket.hpp"
+#include "server/tls_stream.hpp"
 
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <memory>
 #include <string_view>
@@ -26,6 +26,6 @@ namespace paddock::server {
 // first frames. Starts the socket's watchdog (idle timeout 60 s with
 // keep-alive pings until set_idle_timeout says otherwise).
 std::shared_ptr<WebSocket> make_frame_socket(beast::tcp_stream stream, std::string_view received);
-std::shared_ptr<WebSocket> make_frame_socket(beast::ssl_stream<beast::tcp_stream> stream, std::string_view received);
+std::shared_ptr<WebSocket> make_frame_socket(TlsStream stream, std::string_view received);
 
 }  // namespace paddock::server

@@ -6,7 +6,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,12 +13,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <optional>
 
 namespace paddock::server {
 
@@ -27,6 +25,26 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using asio::use_awaitable;
 constexpr auto as_tuple_awaitable = asio::as_tuple(use_awaitable);
+
+namespace {
+
+// Lingering close (RFC 9112 §9.6): a client still sending the body we
+// refused would otherwise get a reset instead of our answer. Drains what it
+// sends until it hangs up, bounded in time and bytes. A coroutine of its
+// own, so that its buffer is no part of every connection's frame.
+template <class Stream>
+asio::awaitable<void> linger(Stream& stream, std::size_t limit) {
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+  std::array<char, 16 * 1024> sink;
+  std::size_t drained = 0;
+  while (drained < limit) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), as_tuple_awaitable);
+    if (ec) break;
+    drained += n;
+  }
+}
+
+}  // namespace
 
 // A connection. The coroutine owns the stream; Session is the handle the
 // server keeps so stop() can reach idle connections and open WebSockets.
@@ -50,6 +68,11 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> serve(Stream& stream, Peer peer);
 
  private:
+  // Whether the connection went to the upgrade's handler (else the refusal
+  // was written and the connection is to be closed).
+  template <class Stream>
+  asio::awaitable<bool> accept_websocket(Stream& stream, HttpRequest request, Peer peer, beast::flat_buffer& buffer);
+
   HttpServer& server_;
   asio::any_io_executor strand_;
   bool stopping_ = false;
@@ -64,6 +87,7 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
   cancel_ = [&tcp_layer] { tcp_layer.cancel(); };
   const auto& opts = server_.options_;
   beast::flat_buffer buffer;
+  std::optional<HttpRequest> upgrade;
   bool first = true;
 
   while (!stopping_) {
@@ -101,54 +125,14 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
       tcp_layer.expires_after(opts.write_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
       (void)wn;
-      if (!wec) {
-        // Lingering close (RFC 9112 §9.6): a client still sending the body we
-        // refused would otherwise get a reset instead of this answer. Drain
-        // what it sends until it hangs up, bounded in time and bytes.
-        tcp_layer.expires_after(std::chrono::seconds(5));
-        std::array<char, 16 * 1024> sink;
-        std::size_t drained = 0;
-        while (drained < 4 * opts.body_limit) {
-          auto [dec, dn] = co_await stream.async_read_some(asio::buffer(sink), as_tuple_awaitable);
-          if (dec) break;
-          drained += dn;
-        }
-      }
+      if (!wec) co_await linger(stream, 4 * opts.body_limit);
       break;
     }
 
     HttpRequest request = parser.release();
     if (websocket::is_upgrade(request)) {
-      Upgrade up = server_.handler_.upgrade(request, peer);
-      if (up.refusal || !up.run) {
-        HttpResponse res = up.refusal ? std::move(*up.refusal) : server_.handler_.reject(request, 400);
-        res.keep_alive(false);
-        res.prepare_payload();
-        tcp_layer.expires_after(opts.write_timeout);
-        co_await http::async_write(stream, res, as_tuple_awaitable);
-        break;
-      }
-      tcp_layer.expires_never();
-      {
-        // Beast answers the handshake; the frames after it are the FrameSocket's.
-        websocket::stream<Stream&> handshake(stream);
-        handshake.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-          res.set(http::field::server, "paddock");
-        }));
-        websocket::stream_base::timeout t{};
-        t.handshake_timeout = std::chrono::seconds(10);
-        t.idle_timeout = websocket::stream_base::none();
-        handshake.set_option(t);
-        auto [aec] = co_await handshake.async_accept(request, as_tuple_awaitable);
-        if (aec) co_return;
-      }
-      const std::string_view received(static_cast<const char*>(buffer.data().data()), buffer.size());
-      auto socket = make_frame_socket(std::move(stream), received);
-      ws_ = socket;
-      cancel_ = nullptr;
-      if (stopping_) socket->close_soon({websocket::close_code::going_away, "server shutting down"});
-      co_await up.run(socket);
-      co_return;
+      upgrade = std::move(request);
+      break;
     }
 
     HttpResponse res = server_.handler_.handle(request, peer);
@@ -160,6 +144,10 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
     (void)wn;
     if (wec || !keep_alive) break;
   }
+  if (upgrade) {
+    const bool handed_over = co_await accept_websocket(stream, std::move(*upgrade), peer, buffer);
+    if (handed_over) co_return;
+  }
 
   error_code ignored;
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
@@ -168,6 +156,46 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
     co_await stream.async_shutdown(as_tuple_awaitable);
   }
   tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+template <class Stream>
+asio::awaitable<bool> HttpServer::Session::accept_websocket(Stream& stream, HttpRequest request, Peer peer,
+                                                           beast::flat_buffer& buffer) {
+  auto& tcp_layer = beast::get_lowest_layer(stream);
+  Upgrade up = server_.handler_.upgrade(request, peer);
+  if (up.refusal || !up.run) {
+    HttpResponse res = up.refusal ? std::move(*up.refusal) : server_.handler_.reject(request, 400);
+    res.keep_alive(false);
+    res.prepare_payload();
+    tcp_layer.expires_after(server_.options_.write_timeout);
+    co_await http::async_write(stream, res, as_tuple_awaitable);
+    co_return false;
+  }
+  tcp_layer.expires_never();
+  {
+    // Beast answers the handshake; the frames after it are the FrameSocket's.
+    websocket::stream<Stream&> handshake(stream);
+    handshake.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "paddock");
+    }));
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = std::chrono::seconds(10);
+    t.idle_timeout = websocket::stream_base::none();
+    handshake.set_option(t);
+    auto [aec] = co_await handshake.async_accept(request, as_tuple_awaitable);
+    if (aec) co_return true;
+  }
+  // From here the connection lives as long as the socket, thousands of them
+  // idle: the request and the HTTP read buffer are given back first.
+  request = {};
+  const std::string_view received(static_cast<const char*>(buffer.data().data()), buffer.size());
+  auto socket = make_frame_socket(std::move(stream), received);
+  buffer = beast::flat_buffer();
+  ws_ = socket;
+  cancel_ = nullptr;
+  if (stopping_) socket->close_soon({websocket::close_code::going_away, "server shutting down"});
+  co_await up.run(socket);
+  co_return true;
 }
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, HttpHandler& handler)
@@ -221,9 +249,9 @@ asio::awaitable<void> HttpServer::accept_loop() {
     ++connections_;
     auto run = [this, session, peer, s = std::move(socket)]() mutable -> asio::awaitable<void> {
       if (options_.tls) {
-        beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(s)), *options_.tls);
-        beast::get_lowest_layer(stream).expires_after(options_.read_timeout);
-        auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, as_tuple_awaitable);
+        TlsStream stream(beast::tcp_stream(std::move(s)), options_.tls->native_handle());
+        stream.next_layer().expires_after(options_.read_timeout);
+        auto [hec] = co_await stream.async_handshake(as_tuple_awaitable);
         if (!hec) co_await session->serve(stream, peer);
       } else {
         beast::tcp_stream stream(std::move(s));

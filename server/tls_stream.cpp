@@ -1,0 +1,210 @@
+#include "server/tls_stream.hpp"
+
+#include <boost/asio/ssl/error.hpp>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <new>
+
+namespace paddock::server {
+
+namespace {
+
+// Reads from the next layer ask for what the last one suggested: an idle
+// connection keeps a small buffer, a busy one reads many records at once.
+constexpr std::size_t kMinReadSize = 512;
+constexpr std::size_t kMaxReadSize = 64 * 1024;
+// Output kept between writes at most this large.
+constexpr std::size_t kKeptOutput = 4 * 1024;
+// A record's framing and tag, at most (TLS 1.2 GCM: 29 bytes).
+constexpr std::size_t kRecordOverhead = 64;
+constexpr std::size_t kMaxRecord = 16 * 1024;
+
+}  // namespace
+
+// The SSL with a BIO of our own: OpenSSL reads ciphertext from `in` and
+// writes it to `out`, both plain memory that the operations fill from and
+// drain to the next layer.
+class TlsStream::Core {
+ public:
+  explicit Core(SSL_CTX* context) : ssl_(SSL_new(context)) {
+    BIO* bio = ssl_ ? BIO_new(method()) : nullptr;
+    if (!bio) {
+      SSL_free(ssl_);
+      throw std::bad_alloc();
+    }
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);  // the SSL owns it
+    SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_accept_state(ssl_);
+  }
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+  ~Core() { SSL_free(ssl_); }
+
+  SSL* ssl() const { return ssl_; }
+
+  // The outcome of an SSL call that returned `ret`.
+  Step outcome(int ret, std::size_t bytes) {
+    if (ret > 0) return {Step::Next::done, {}, bytes};
+    switch (SSL_get_error(ssl_, ret)) {
+      case SSL_ERROR_WANT_READ:
+        return {Step::Next::more_input, {}, 0};
+      case SSL_ERROR_ZERO_RETURN:  // the peer's close_notify
+        return {Step::Next::done, asio::error::eof, 0};
+      case SSL_ERROR_SSL: {
+        failed_ = true;
+        const auto code = ERR_get_error();
+        ERR_clear_error();
+        return {Step::Next::done, error_code(static_cast<int>(code), asio::error::get_ssl_category()), 0};
+      }
+      default:  // the BIO never blocks on writes and never fails
+        failed_ = true;
+        ERR_clear_error();
+        return {Step::Next::done, asio::ssl::error::stream_truncated, 0};
+    }
+  }
+
+  bool failed() const { return failed_; }
+
+  beast::flat_buffer in_;
+  std::size_t read_size_ = kMinReadSize;
+  std::string out_;   // produced, not yet being written
+  std::string wire_;  // being written to the next layer
+
+ private:
+  static int bio_write(BIO* bio, const char* data, int size) {
+    auto* core = static_cast<Core*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    core->out_.append(data, static_cast<std::size_t>(size));
+    return size;
+  }
+
+  static int bio_read(BIO* bio, char* data, int size) {
+    auto* core = static_cast<Core*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    auto& in = core->in_;
+    if (in.size() == 0) {
+      BIO_set_retry_read(bio);
+      return -1;
+    }
+    const std::size_t n = std::min(in.size(), static_cast<std::size_t>(size));
+    std::memcpy(data, in.data().data(), n);
+    in.consume(n);
+    return static_cast<int>(n);
+  }
+
+  static long bio_ctrl(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
+
+  static BIO_METHOD* method() {
+    static BIO_METHOD* const made = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "paddock tls stream");
+      if (m) {
+        BIO_meth_set_write(m, bio_write);
+        BIO_meth_set_read(m, bio_read);
+        BIO_meth_set_ctrl(m, bio_ctrl);
+      }
+      return m;
+    }();
+    return made;
+  }
+
+  SSL* ssl_;
+  bool failed_ = false;  // after a fatal error OpenSSL must not be asked to shut down
+};
+
+TlsStream::TlsStream(beast::tcp_stream next, ssl_ctx_st* context)
+    : next_(std::move(next)), core_(std::make_unique<Core>(context)) {}
+TlsStream::TlsStream(TlsStream&&) = default;
+TlsStream::~TlsStream() = default;
+
+ssl_st* TlsStream::native_handle() noexcept { return core_->ssl(); }
+
+std::size_t TlsStream::buffered_capacity() const noexcept {
+  return core_->in_.capacity() + core_->out_.capacity() + core_->wire_.capacity();
+}
+
+TlsStream::Step TlsStream::Handshake::operator()(Core& core) const {
+  ERR_clear_error();
+  return core.outcome(SSL_do_handshake(core.ssl()), 0);
+}
+
+TlsStream::Step TlsStream::Shutdown::operator()(Core& core) const {
+  // Nothing to say after a failure, or before the handshake finished.
+  if (core.failed() || !SSL_is_init_finished(core.ssl())) return {};
+  ERR_clear_error();
+  const int ret = SSL_shutdown(core.ssl());
+  if (ret >= 0) return {};  // ours is written (0: the peer's not yet read)
+  return core.outcome(ret, 0);
+}
+
+TlsStream::Step TlsStream::read(Core& core, void* data, std::size_t size) {
+  ERR_clear_error();
+  std::size_t n = 0;
+  const int ret = SSL_read_ex(core.ssl(), data, size, &n);
+  return core.outcome(ret, n);
+}
+
+TlsStream::Step TlsStream::write(Core& core, const void* data, std::size_t size) {
+  if (size == 0) return {};
+  // The records go into out_ at once: room for all of them in one step.
+  core.out_.reserve(core.out_.size() + size + (size / kMaxRecord + 1) * kRecordOverhead);
+  ERR_clear_error();
+  std::size_t n = 0;
+  const int ret = SSL_write_ex(core.ssl(), data, size, &n);
+  Step step = core.outcome(ret, n);
+  // Writing never waits for input once the handshake is done (no
+  // renegotiation); asked to, the connection is broken.
+  if (step.next == Step::Next::more_input) step = {Step::Next::done, asio::ssl::error::stream_truncated, 0};
+  return step;
+}
+
+std::string& TlsStream::scratch() {
+  thread_local std::string joined;
+  return joined;
+}
+
+asio::mutable_buffer TlsStream::input_space() {
+  auto& in = core_->in_;
+  // An emptied buffer much larger than the next read is given back.
+  if (in.size() == 0 && in.capacity() > 2 * core_->read_size_) in.shrink_to_fit();
+  return in.prepare(core_->read_size_);
+}
+
+void TlsStream::input_received(std::size_t n) {
+  auto& core = *core_;
+  core.in_.commit(n);
+  // Grow while reads fill the buffer, shrink once they bring little.
+  if (n == core.read_size_) {
+    core.read_size_ = std::min(core.read_size_ * 2, kMaxReadSize);
+  } else if (n < core.read_size_ / 8) {
+    core.read_size_ = std::max(core.read_size_ / 2, kMinReadSize);
+  }
+}
+
+bool TlsStream::has_output() const { return !core_->out_.empty(); }
+
+asio::const_buffer TlsStream::output_to_send() {
+  auto& core = *core_;
+  core.wire_.swap(core.out_);
+  return asio::buffer(core.wire_);
+}
+
+void TlsStream::output_sent() {
+  auto& wire = core_->wire_;
+  wire.clear();
+  if (wire.capacity() > kKeptOutput) std::string().swap(wire);
+}
+
+error_code TlsStream::read_failure(error_code ec) const {
+  // The peer hung up without a close_notify: the data may be cut short.
+  if (ec == asio::error::eof) return asio::ssl::error::stream_truncated;
+  return ec;
+}
+
+}  // namespace paddock::server

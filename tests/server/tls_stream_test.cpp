@@ -1,0 +1,299 @@
+// The server's TlsStream on real loopback TCP, with Asio's own TLS stream as
+// the client: OpenSSL on both sides, the server's certificate from
+// tls::ensure_server_identity and the client pinned to its CA.
+
+#include "server/tls_stream.hpp"
+
+#include "common/tls.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace paddock::server {
+namespace {
+
+namespace fs = std::filesystem;
+using tcp = asio::ip::tcp;
+using ClientStream = asio::ssl::stream<tcp::socket>;
+constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Bytes that tell their position: a cut or a reordering shows.
+std::string pattern(std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return s;
+}
+
+class TlsStreamTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string dir = (fs::path(testing::TempDir()) / "paddock_tls_stream_XXXXXX").string();
+    ASSERT_NE(mkdtemp(dir.data()), nullptr);
+    dir_ = dir;
+    auto identity = tls::ensure_server_identity(dir_ / "tls", {"localhost", "127.0.0.1"});
+    ASSERT_TRUE(identity.ok()) << identity.error().message;
+    auto server = tls::make_server_context(*identity);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_context_ = new std::shared_ptr<asio::ssl::context>(*server);
+    auto client = tls::make_client_context(tls::ClientTrust::pinned(identity->ca_pem));
+    ASSERT_TRUE(client.ok()) << client.error().message;
+    client_context_ = new std::shared_ptr<asio::ssl::context>(*client);
+  }
+
+  static void TearDownTestSuite() {
+    delete server_context_;
+    delete client_context_;
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  // A connected pair, before any handshake.
+  void SetUp() override {
+    tcp::acceptor acceptor(io_, {asio::ip::make_address("127.0.0.1"), 0});
+    tcp::socket accepted(io_);
+    client_.next_layer().connect(acceptor.local_endpoint());
+    acceptor.accept(accepted);
+    client_.next_layer().set_option(tcp::no_delay(true));  // as the server's sockets
+    accepted.set_option(tcp::no_delay(true));
+    server_.emplace(beast::tcp_stream(std::move(accepted)), (*server_context_)->native_handle());
+    ASSERT_TRUE(tls::prepare_client_ssl(client_.native_handle(), "127.0.0.1").ok());
+  }
+
+  // Runs `server` and `client` side by side until both are done (10 s at most).
+  void run(std::function<asio::awaitable<void>()> server, std::function<asio::awaitable<void>()> client) {
+    int done = 0;
+    auto wrap = [&done](std::function<asio::awaitable<void>()> work) -> asio::awaitable<void> {
+      co_await work();
+      ++done;
+    };
+    asio::co_spawn(io_, wrap(std::move(server)), asio::detached);
+    asio::co_spawn(io_, wrap(std::move(client)), asio::detached);
+    io_.run_for(std::chrono::seconds(10));
+    io_.restart();
+    ASSERT_EQ(done, 2) << "not done within 10 s";
+  }
+
+  void handshake() {
+    run(
+        [&]() -> asio::awaitable<void> {
+          auto [ec] = co_await server_->async_handshake(as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+        },
+        [&]() -> asio::awaitable<void> {
+          auto [ec] = co_await client_.async_handshake(asio::ssl::stream_base::client, as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+        });
+  }
+
+  // Reads on the server until `size` bytes or an error.
+  asio::awaitable<std::string> server_read(std::size_t size, error_code& ec) {
+    std::string got(size, '\0');
+    auto [e, n] = co_await asio::async_read(*server_, asio::buffer(got), as_tuple_awaitable);
+    ec = e;
+    got.resize(n);
+    co_return got;
+  }
+
+  static inline fs::path dir_;
+  static inline std::shared_ptr<asio::ssl::context>* server_context_ = nullptr;
+  static inline std::shared_ptr<asio::ssl::context>* client_context_ = nullptr;
+
+  asio::io_context io_;
+  ClientStream client_{io_, **client_context_};
+  std::optional<TlsStream> server_;
+};
+
+TEST_F(TlsStreamTest, CarriesDataBothWaysAtOnceInEverySize) {
+  handshake();
+  for (const std::size_t size : {std::size_t{1}, std::size_t{100}, std::size_t{16 * 1024 + 1}, std::size_t{3 << 20}}) {
+    SCOPED_TRACE(size);
+    const std::string up = pattern(size);
+    const std::string down = pattern(size + 13);
+    std::string got_up, got_down;
+    // Each side writes everything while it reads: neither may wait on the other.
+    run(
+        [&]() -> asio::awaitable<void> {
+          auto reader = [&]() -> asio::awaitable<void> {
+            error_code ec;
+            got_up = co_await server_read(up.size(), ec);
+            EXPECT_FALSE(ec) << ec.message();
+          };
+          asio::co_spawn(io_, reader, asio::detached);
+          auto [ec, n] = co_await asio::async_write(*server_, asio::buffer(down), as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+          EXPECT_EQ(n, down.size());
+        },
+        [&]() -> asio::awaitable<void> {
+          auto writer = [&]() -> asio::awaitable<void> {
+            auto [ec, n] = co_await asio::async_write(client_, asio::buffer(up), as_tuple_awaitable);
+            EXPECT_FALSE(ec) << ec.message();
+          };
+          asio::co_spawn(io_, writer, asio::detached);
+          got_down.resize(down.size());
+          auto [ec, n] = co_await asio::async_read(client_, asio::buffer(got_down), as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+          got_down.resize(n);
+        });
+    EXPECT_TRUE(got_up == up) << "server read " << got_up.size() << " bytes, not the " << up.size() << " sent";
+    EXPECT_TRUE(got_down == down) << "client read " << got_down.size() << " bytes, not the " << down.size() << " sent";
+  }
+}
+
+TEST_F(TlsStreamTest, OneReadTakesEveryRecordAlreadyReceived) {
+  handshake();
+  // Three records (TLS 1.3: 22 bytes each beside the data), all received
+  // before the server reads once with room for them all.
+  const std::array<std::string, 3> records{"x", "abc", "defg"};
+  run([]() -> asio::awaitable<void> { co_return; },
+      [&]() -> asio::awaitable<void> {
+        for (const auto& record : records) co_await asio::async_write(client_, asio::buffer(record), as_tuple_awaitable);
+      });
+  ASSERT_EQ(SSL_version(client_.native_handle()), TLS1_3_VERSION);
+  const std::size_t wire = 3 * 22 + 8;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (server_->next_layer().socket().available() < wire && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(server_->next_layer().socket().available(), wire);
+  std::string got;
+  run(
+      [&]() -> asio::awaitable<void> {
+        std::array<char, 64> buffer{};
+        auto [ec, n] = co_await server_->async_read_some(asio::buffer(buffer), as_tuple_awaitable);
+        EXPECT_FALSE(ec) << ec.message();
+        got.assign(buffer.data(), n);
+      },
+      []() -> asio::awaitable<void> { co_return; });
+  EXPECT_EQ(got, "xabcdefg");
+}
+
+TEST_F(TlsStreamTest, ShutdownSendsCloseNotifyThePeerReadsAsEof) {
+  handshake();
+  run(
+      [&]() -> asio::awaitable<void> {
+        co_await asio::async_write(*server_, asio::buffer("last words", 10), as_tuple_awaitable);
+        auto [ec] = co_await server_->async_shutdown(as_tuple_awaitable);
+        EXPECT_FALSE(ec) << ec.message();
+      },
+      [&]() -> asio::awaitable<void> {
+        std::string got(64, '\0');
+        auto [ec, n] = co_await asio::async_read(client_, asio::buffer(got), as_tuple_awaitable);
+        EXPECT_EQ(ec, asio::error::eof) << ec.message();  // a clean close_notify, not a truncation
+        EXPECT_EQ(got.substr(0, n), "last words");
+      });
+}
+
+TEST_F(TlsStreamTest, ThePeersCloseNotifyIsEof) {
+  handshake();
+  run(
+      [&]() -> asio::awaitable<void> {
+        error_code ec;
+        const auto got = co_await server_read(100, ec);
+        EXPECT_EQ(got, "bye");
+        EXPECT_EQ(ec, asio::error::eof) << ec.message();
+        auto [sec] = co_await server_->async_shutdown(as_tuple_awaitable);
+        EXPECT_FALSE(sec) << sec.message();
+      },
+      [&]() -> asio::awaitable<void> {
+        co_await asio::async_write(client_, asio::buffer("bye", 3), as_tuple_awaitable);
+        // Asio's shutdown waits for the server's close_notify in return.
+        auto [ec] = co_await client_.async_shutdown(as_tuple_awaitable);
+        EXPECT_FALSE(ec) << ec.message();
+      });
+}
+
+TEST_F(TlsStreamTest, AHangUpWithoutCloseNotifyIsATruncation) {
+  handshake();
+  run(
+      [&]() -> asio::awaitable<void> {
+        error_code ec;
+        const auto got = co_await server_read(100, ec);
+        EXPECT_EQ(got, "cut");
+        EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
+      },
+      [&]() -> asio::awaitable<void> {
+        co_await asio::async_write(client_, asio::buffer("cut", 3), as_tuple_awaitable);
+        client_.next_layer().close();
+      });
+}
+
+TEST_F(TlsStreamTest, APeerThatSpeaksNoTlsFailsTheHandshakeAtOnce) {
+  run(
+      [&]() -> asio::awaitable<void> {
+        auto [ec] = co_await server_->async_handshake(as_tuple_awaitable);
+        EXPECT_TRUE(ec);
+        EXPECT_EQ(ec.category(), asio::error::get_ssl_category()) << ec.message();
+        server_->next_layer().close();
+      },
+      [&]() -> asio::awaitable<void> {
+        const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        co_await asio::async_write(client_.next_layer(), asio::buffer(request), as_tuple_awaitable);
+        // The server's alert, then the end of the connection.
+        std::array<char, 256> sink;
+        for (;;) {
+          auto [ec, n] = co_await client_.next_layer().async_read_some(asio::buffer(sink), as_tuple_awaitable);
+          if (ec) break;
+        }
+      });
+}
+
+TEST_F(TlsStreamTest, ASilentPeerMeetsTheNextLayersDeadline) {
+  run(
+      [&]() -> asio::awaitable<void> {
+        server_->next_layer().expires_after(std::chrono::milliseconds(200));
+        auto [ec] = co_await server_->async_handshake(as_tuple_awaitable);
+        EXPECT_EQ(ec, beast::error::timeout) << ec.message();
+      },
+      []() -> asio::awaitable<void> { co_return; });
+}
+
+TEST_F(TlsStreamTest, AnIdleConnectionGivesItsBuffersBack) {
+  handshake();
+  const std::string big = pattern(1 << 20);
+  run(
+      [&]() -> asio::awaitable<void> {
+        error_code ec;
+        const auto got = co_await server_read(big.size(), ec);
+        EXPECT_EQ(got.size(), big.size());
+        co_await asio::async_write(*server_, asio::buffer(big), as_tuple_awaitable);
+        // Then small talk, as an idle agent's pings: the buffers shrink back.
+        for (int i = 0; i < 12; ++i) {
+          std::array<char, 4> ping{};
+          co_await asio::async_read(*server_, asio::buffer(ping), as_tuple_awaitable);
+          co_await asio::async_write(*server_, asio::buffer(ping), as_tuple_awaitable);
+        }
+      },
+      [&]() -> asio::awaitable<void> {
+        co_await asio::async_write(client_, asio::buffer(big), as_tuple_awaitable);
+        std::string back(big.size(), '\0');
+        co_await asio::async_read(client_, asio::buffer(back), as_tuple_awaitable);
+        for (int i = 0; i < 12; ++i) {
+          std::array<char, 4> ping{'p', 'i', 'n', 'g'};
+          co_await asio::async_write(client_, asio::buffer(ping), as_tuple_awaitable);
+          co_await asio::async_read(client_, asio::buffer(ping), as_tuple_awaitable);
+        }
+      });
+  // Asio's own stream would hold 68 KiB here for the connection's life.
+  EXPECT_LE(server_->buffered_capacity(), 2048u);
+}
+
+}  // namespace
+}  // namespace paddock::server
