@@ -18,6 +18,8 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxMessage = 4 * 1024 * 1024;
+// A message buffer kept between an agent's messages at most this large.
+constexpr std::size_t kKeptReadCapacity = 1024;
 // Three missed 5-second pings.
 constexpr auto kLiveness = std::chrono::seconds(15);
 
@@ -220,13 +222,16 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
     // counts as life; without them Beast would time out an idle reader.
     ws->set_idle_timeout(kLiveness, true);
     ws->set_max_queued(8 * 1024 * 1024);
-    // The welcome first: the agent's watchdog waits for it, the store may not.
-    json welcome = {{"type", "welcome"},
-                    {"hostId", api.type("host")->def().id_prefix + std::to_string(host_id)},
-                    {"jwks", server.keys->public_keys().to_jwks()}};
-    const std::string welcome_text = welcome.dump();
-    const auto welcomed = co_await ws->write(asio::buffer(welcome_text), false);
-    (void)welcomed;  // a failed write shows up as the read below failing
+    {
+      // The welcome first: the agent's watchdog waits for it, the store may
+      // not. Scoped: thousands of idle connections keep no copy of it.
+      const std::string welcome = json{{"type", "welcome"},
+                                       {"hostId", api.type("host")->def().id_prefix + std::to_string(host_id)},
+                                       {"jwks", server.keys->public_keys().to_jwks()}}
+                                      .dump();
+      const auto welcomed = co_await ws->write(asio::buffer(welcome), false);
+      (void)welcomed;  // a failed write shows up as the read below failing
+    }
     (void)set_state(api, server, host_id,
                     "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state != 'inactive'");
     spdlog::info("agent of host {} connected from {}", host_id, addr);
@@ -237,8 +242,11 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
       auto ec = co_await ws->read(buffer);
       // The socket itself closes on an oversized (1009) or broken (1002) frame.
       if (ec) break;
-      auto message = json::parse(beast::buffers_to_string(buffer.data()), nullptr, false);
+      const auto* text = static_cast<const char*>(buffer.data().data());
+      auto message = json::parse(text, text + buffer.size(), nullptr, false);
       buffer.consume(buffer.size());
+      // A snapshot's room is not kept between reports.
+      if (buffer.capacity() > kKeptReadCapacity) buffer.shrink_to_fit();
       std::optional<std::string> problem;
       if (message.is_discarded() || !ws->got_text()) {
         problem = "malformed message";

@@ -18,8 +18,9 @@ namespace {
 // connection keeps a small buffer, a busy one reads many records at once.
 constexpr std::size_t kMinReadSize = 512;
 constexpr std::size_t kMaxReadSize = 64 * 1024;
-// Output kept between writes at most this large.
-constexpr std::size_t kKeptOutput = 4 * 1024;
+// Output room kept between writes at most this large: an idle connection's
+// pongs fit, a handshake's flight or a stream's batch is given back.
+constexpr std::size_t kKeptOutput = 512;
 // A record's framing and tag, at most (TLS 1.2 GCM: 29 bytes).
 constexpr std::size_t kRecordOverhead = 64;
 constexpr std::size_t kMaxRecord = 16 * 1024;
