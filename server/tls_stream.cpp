@@ -23,7 +23,6 @@ constexpr std::size_t kMaxReadSize = 64 * 1024;
 constexpr std::size_t kKeptOutput = 512;
 // A record's framing and tag, at most (TLS 1.2 GCM: 29 bytes).
 constexpr std::size_t kRecordOverhead = 64;
-constexpr std::size_t kMaxRecord = 16 * 1024;
 
 }  // namespace
 
@@ -154,7 +153,7 @@ TlsStream::Step TlsStream::read(Core& core, void* data, std::size_t size) {
 TlsStream::Step TlsStream::write(Core& core, const void* data, std::size_t size) {
   if (size == 0) return {};
   // The records go into out_ at once: room for all of them in one step.
-  core.out_.reserve(core.out_.size() + size + (size / kMaxRecord + 1) * kRecordOverhead);
+  core.out_.reserve(core.out_.size() + size + (size / kRecordSize + 1) * kRecordOverhead);
   ERR_clear_error();
   std::size_t n = 0;
   const int ret = SSL_write_ex(core.ssl(), data, size, &n);

@@ -70,12 +70,15 @@ class TlsStream {
   }
 
   // Encrypts up to kMaxWrite bytes of `buffers` and writes the records.
+  // The stream must stay put (not moved nor destroyed) while an operation
+  // is pending, as Asio's own streams.
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return initiate<void(error_code, std::size_t)>(Write<ConstBuffers>{buffers}, std::forward<Token>(token));
   }
 
   static constexpr std::size_t kMaxWrite = 64 * 1024;
+  static constexpr std::size_t kRecordSize = 16 * 1024;  // TLS's largest plaintext per record
 
   // Bytes of buffer this stream holds besides OpenSSL's session: what an
   // idle connection costs here (tests check it stays small).
@@ -126,11 +129,14 @@ class TlsStream {
       const asio::const_buffer first = *asio::buffer_sequence_begin(buffers);
       const std::size_t total = std::min(asio::buffer_size(buffers), kMaxWrite);
       if (first.size() >= total) return write(core, first.data(), total);
-      // Several buffers (a frame's header and payload): one record, not one each.
+      // Several buffers (a frame's header, then its payload): the first
+      // record takes from each, rather than a record for the header alone.
+      // The rest comes back in the next call, from within the payload.
+      const std::size_t joined_size = std::min(total, kRecordSize);
       std::string& joined = scratch();
-      joined.resize(total);
-      asio::buffer_copy(asio::buffer(joined), buffers, total);
-      return write(core, joined.data(), total);
+      joined.resize(joined_size);
+      asio::buffer_copy(asio::buffer(joined), buffers, joined_size);
+      return write(core, joined.data(), joined_size);
     }
   };
 

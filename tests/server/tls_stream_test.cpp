@@ -157,6 +157,30 @@ TEST_F(TlsStreamTest, CarriesDataBothWaysAtOnceInEverySize) {
   }
 }
 
+TEST_F(TlsStreamTest, BuffersWrittenTogetherArriveWholeAndInOrder) {
+  handshake();
+  // A frame's header and payload, as the WebSocket layer writes them; sizes
+  // around a record's end.
+  for (const std::size_t size : {std::size_t{10}, TlsStream::kRecordSize - 5, std::size_t{200 * 1024}}) {
+    SCOPED_TRACE(size);
+    const std::string header = "HEADER";
+    const std::string payload = pattern(size);
+    const std::array<asio::const_buffer, 2> frame{asio::buffer(header), asio::buffer(payload)};
+    std::string got(header.size() + payload.size(), '\0');
+    run(
+        [&]() -> asio::awaitable<void> {
+          auto [ec, n] = co_await asio::async_write(*server_, frame, as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+          EXPECT_EQ(n, got.size());
+        },
+        [&]() -> asio::awaitable<void> {
+          auto [ec, n] = co_await asio::async_read(client_, asio::buffer(got), as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+        });
+    EXPECT_TRUE(got == header + payload);
+  }
+}
+
 TEST_F(TlsStreamTest, OneReadTakesEveryRecordAlreadyReceived) {
   handshake();
   // Three records (TLS 1.3: 22 bytes each beside the data), all received
