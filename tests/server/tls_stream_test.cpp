@@ -209,6 +209,32 @@ TEST_F(TlsStreamTest, OneReadTakesEveryRecordAlreadyReceived) {
   EXPECT_EQ(got, "xabcdefg");
 }
 
+TEST_F(TlsStreamTest, ATls12ClientIsServedToo) {
+  ASSERT_EQ(SSL_set_max_proto_version(client_.native_handle(), TLS1_2_VERSION), 1);
+  handshake();
+  EXPECT_EQ(SSL_version(client_.native_handle()), TLS1_2_VERSION);
+  const std::string up = pattern(100 * 1024);
+  std::string got, back(up.size(), '\0');
+  run(
+      [&]() -> asio::awaitable<void> {
+        error_code ec;
+        got = co_await server_read(up.size(), ec);
+        EXPECT_FALSE(ec) << ec.message();
+        co_await asio::async_write(*server_, asio::buffer(got), as_tuple_awaitable);
+        auto [sec] = co_await server_->async_shutdown(as_tuple_awaitable);
+        EXPECT_FALSE(sec) << sec.message();
+      },
+      [&]() -> asio::awaitable<void> {
+        co_await asio::async_write(client_, asio::buffer(up), as_tuple_awaitable);
+        auto [ec, n] = co_await asio::async_read(client_, asio::buffer(back), as_tuple_awaitable);
+        EXPECT_FALSE(ec) << ec.message();
+        std::array<char, 16> more;
+        auto [eof, m] = co_await client_.async_read_some(asio::buffer(more), as_tuple_awaitable);
+        EXPECT_EQ(eof, asio::error::eof) << eof.message();
+      });
+  EXPECT_TRUE(back == up);
+}
+
 TEST_F(TlsStreamTest, ShutdownSendsCloseNotifyThePeerReadsAsEof) {
   handshake();
   run(
