@@ -45,11 +45,23 @@ for i in range(1000):
 PY
 }
 
-report() {  # report LABEL wrk-output
-  local rps p99
-  rps=$(grep -o 'Requests/sec: *[0-9.]*' <<<"$2" | grep -o '[0-9.]*$')
-  p99=$(grep -E '^ +99%' <<<"$2" | awk '{print $2}')
-  printf '%-44s %10s req/s   p99 %s\n' "$1" "$rps" "$p99"
+# The server's CPU time so far, in clock ticks (utime + stime).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+clk_tck=$(getconf CLK_TCK)
+
+# bench LABEL wrk-args…: one wrk run, its rate and p99, and the server's CPU
+# per request (steadier than the rate when wrk shares the server's cores).
+bench() {
+  local label=$1 out rps p99 requests before after
+  shift
+  before=$(cpu_ticks)
+  out=$(wrk -t$threads -c$conns -d${seconds}s --latency -H "Authorization: Basic $auth" "$@")
+  after=$(cpu_ticks)
+  rps=$(grep -o 'Requests/sec: *[0-9.]*' <<<"$out" | grep -o '[0-9.]*$')
+  p99=$(grep -E '^ +99%' <<<"$out" | awk '{print $2}')
+  requests=$(grep -o '[0-9]* requests in' <<<"$out" | awk '{print $1}')
+  printf '%-32s %10s req/s   p99 %-9s server %6.1f µs CPU/request\n' "$label" "$rps" "$p99" \
+    "$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$requests" 'BEGIN { print t * 1e6 / hz / n }')"
 }
 
 cat >"$work/post.lua" <<'LUA'
@@ -62,9 +74,9 @@ for mode in plain tls; do
   if [[ $mode == plain ]]; then run_server plain --no-tls; else run_server tls; fi
   seed
   one="$url/v1/projects/1p1/registrationTokens/1t500"
-  report "$mode GET one token" "$(wrk -t$threads -c$conns -d${seconds}s --latency -H "Authorization: Basic $auth" "$one")"
-  report "$mode GET list limit=100" "$(wrk -t$threads -c$conns -d${seconds}s --latency -H "Authorization: Basic $auth" "$url/v1/registrationTokens?limit=100")"
-  report "$mode POST token" "$(wrk -t$threads -c$conns -d${seconds}s --latency -s "$work/post.lua" -H "Authorization: Basic $auth" "$url/v1/projects/1p1/registrationTokens")"
+  bench "$mode GET one token" "$one"
+  bench "$mode GET list limit=100" "$url/v1/registrationTokens?limit=100"
+  bench "$mode POST token" -s "$work/post.lua" "$url/v1/projects/1p1/registrationTokens"
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
 done
