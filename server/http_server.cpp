@@ -68,8 +68,10 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> serve(Stream& stream, Peer peer);
 
  private:
-  // Whether the connection went to the upgrade's handler (else the refusal
-  // was written and the connection is to be closed).
+  // Answers an upgrade: a refusal (returns false, and the connection ends
+  // as after any last response), or the handshake and then the handler's
+  // run with the socket (returns true once it is over, as when the
+  // handshake fails).
   template <class Stream>
   asio::awaitable<bool> accept_websocket(Stream& stream, HttpRequest request, Peer peer, beast::flat_buffer& buffer);
 
@@ -145,8 +147,8 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
     if (wec || !keep_alive) break;
   }
   if (upgrade) {
-    const bool handed_over = co_await accept_websocket(stream, std::move(*upgrade), peer, buffer);
-    if (handed_over) co_return;
+    const bool accepted = co_await accept_websocket(stream, std::move(*upgrade), peer, buffer);
+    if (accepted) co_return;
   }
 
   error_code ignored;

@@ -26,13 +26,15 @@ constexpr std::size_t kRecordOverhead = 64;
 
 }  // namespace
 
-// The SSL with a BIO of our own: OpenSSL reads ciphertext from `in` and
-// writes it to `out`, both plain memory that the operations fill from and
-// drain to the next layer.
+// The SSL with a BIO of our own: OpenSSL reads ciphertext from `in_` and
+// writes it to `out_`, plain memory that the operations fill from the next
+// layer and drain to it (through `wire_`, so that what OpenSSL writes while
+// a write is under way waits for the next one).
 class TlsStream::Core {
  public:
   explicit Core(SSL_CTX* context) : ssl_(SSL_new(context)) {
-    BIO* bio = ssl_ ? BIO_new(method()) : nullptr;
+    BIO_METHOD* const bio_method = method();
+    BIO* bio = ssl_ && bio_method ? BIO_new(bio_method) : nullptr;
     if (!bio) {
       SSL_free(ssl_);
       throw std::bad_alloc();

@@ -8,8 +8,9 @@
 //
 // An Asio AsyncStream, so Beast's HTTP and WebSocket code runs on it. As for
 // any stream: at most one read and one write outstanding, the handshake and
-// the shutdown alone, all on the connection's strand. Deadlines are the next
-// layer's (beast::tcp_stream::expires_after). A read never writes: what
+// the shutdown alone, all on the connection's strand, and the stream stays
+// put (neither moved nor destroyed) while one is pending. Deadlines are the
+// next layer's (beast::tcp_stream::expires_after). A read never writes: what
 // OpenSSL answers while reading (a TLS 1.3 key update) leaves with the next
 // write.
 
@@ -70,8 +71,6 @@ class TlsStream {
   }
 
   // Encrypts up to kMaxWrite bytes of `buffers` and writes the records.
-  // The stream must stay put (not moved nor destroyed) while an operation
-  // is pending, as Asio's own streams.
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return initiate<void(error_code, std::size_t)>(Write<ConstBuffers>{buffers}, std::forward<Token>(token));
