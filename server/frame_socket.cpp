@@ -2,6 +2,7 @@
 
 #include "common/async_mutex.hpp"
 #include "common/ws_frame.hpp"
+#include "server/read_buffer.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,10 +25,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-// Reads ask for what the last one suggested: an idle socket keeps a small
-// buffer, a busy one reads up to kMaxReadSize at a time.
-constexpr std::size_t kMinReadSize = 512;
-constexpr std::size_t kMaxReadSize = 64 * 1024;
 // A batch buffer kept between writes at most this large.
 constexpr std::size_t kKeptCapacity = 64 * 1024;
 // A message buffer kept between reads at most this large: a connection
@@ -44,7 +41,7 @@ class FrameSocket final : public WebSocket {
  public:
   FrameSocket(Stream stream, std::string_view received)
       : stream_(std::move(stream)), writes_(stream_.get_executor()), watchdog_(stream_.get_executor()) {
-    in_.commit(asio::buffer_copy(in_.prepare(received.size()), asio::buffer(received.data(), received.size())));
+    in_.append(received);
   }
 
   void start_watchdog() {
@@ -214,22 +211,14 @@ class FrameSocket final : public WebSocket {
       co_return failure_;
     }
     reading_ = true;
-    auto [ec, n] = co_await stream_.async_read_some(in_.prepare(read_size_), as_tuple_awaitable);
+    auto [ec, n] = co_await stream_.async_read_some(in_.space(), as_tuple_awaitable);
     reading_ = false;
     for (auto* waiter : read_waiters_) waiter->cancel();
     read_waiters_.clear();
     if (n > 0) {
-      in_.commit(n);
+      in_.received(n);
       last_received_ = Clock::now();
       ping_unanswered_ = false;
-      // Grow while reads fill the buffer; shrink slowly once they bring
-      // little (a TLS read ends at a record's end, so a short read alone
-      // says nothing).
-      if (n == read_size_) {
-        read_size_ = std::min(read_size_ * 2, kMaxReadSize);
-      } else if (n < read_size_ / 8) {
-        read_size_ = std::max(read_size_ / 2, kMinReadSize);
-      }
     }
     if (ec) {  // the peer hung up, or the connection broke
       if (!failure_) failure_ = ec;
@@ -244,9 +233,9 @@ class FrameSocket final : public WebSocket {
   Step parse() {
     for (;;) {
       if (!in_frame_) {
-        const std::string_view bytes(static_cast<const char*>(in_.data().data()), in_.size());
+        const std::string_view bytes = in_.view();
         const auto state = ws::parse_header(bytes, frame_, why_);
-        if (state == ws::ParseState::need_more) return shrink_idle(), Step::need_more;
+        if (state == ws::ParseState::need_more) return Step::need_more;
         if (state == ws::ParseState::malformed) return Step::malformed;
         if (!frame_.masked) {
           why_ = "unmasked frame from a client";
@@ -273,22 +262,17 @@ class FrameSocket final : public WebSocket {
       }
       const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), frame_.length - frame_read_));
       const auto at = message_.size();
-      message_.append(static_cast<const char*>(in_.data().data()), take);
+      message_.append(in_.view().data(), take);
       ws::apply_mask(message_.data() + at, take, frame_.key, frame_read_);
       in_.consume(take);
       frame_read_ += take;
-      if (frame_read_ < frame_.length) return shrink_idle(), Step::need_more;
+      if (frame_read_ < frame_.length) return Step::need_more;
       in_frame_ = false;
       if (frame_.fin) {
         in_message_ = false;
         return Step::message;
       }
     }
-  }
-
-  // An emptied input buffer gives its memory back when reads are small.
-  void shrink_idle() {
-    if (in_.size() == 0 && in_.capacity() > 2 * read_size_) in_.shrink_to_fit();
   }
 
   asio::awaitable<error_code> on_control() {
@@ -461,8 +445,7 @@ class FrameSocket final : public WebSocket {
   asio::steady_timer watchdog_;
 
   // Reading.
-  beast::flat_buffer in_;
-  std::size_t read_size_ = kMinReadSize;
+  ReadBuffer in_;
   std::size_t read_limit_ = 1024 * 1024;
   bool reading_ = false;
   std::vector<asio::steady_timer*> read_waiters_;

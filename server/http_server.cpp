@@ -201,7 +201,9 @@ asio::awaitable<bool> HttpServer::Session::accept_websocket(Stream& stream, Http
 }
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, HttpHandler& handler)
-    : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {}
+    : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {
+  if (options_.tls) TlsStream::prepare_context(options_.tls->native_handle());
+}
 
 HttpServer::~HttpServer() = default;
 

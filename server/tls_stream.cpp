@@ -1,23 +1,26 @@
 #include "server/tls_stream.hpp"
 
+#include "server/read_buffer.hpp"
+#include "server/tls13_records.hpp"
+
 #include <boost/asio/ssl/error.hpp>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstring>
 #include <new>
+#include <optional>
+#include <string_view>
 
 namespace paddock::server {
 
 namespace {
 
-// Reads from the next layer ask for what the last one suggested: an idle
-// connection keeps a small buffer, a busy one reads many records at once.
-constexpr std::size_t kMinReadSize = 512;
-constexpr std::size_t kMaxReadSize = 64 * 1024;
 // Output room kept between writes at most this large: an idle connection's
 // pongs fit, a handshake's flight or a stream's batch is given back.
 constexpr std::size_t kKeptOutput = 512;
@@ -29,7 +32,8 @@ constexpr std::size_t kRecordOverhead = 64;
 // The SSL with a BIO of our own: OpenSSL reads ciphertext from `in_` and
 // writes it to `out_`, plain memory that the operations fill from the next
 // layer and drain to it (through `wire_`, so that what OpenSSL writes while
-// a write is under way waits for the next one).
+// a write is under way waits for the next one). After a TLS 1.3 handshake
+// the records are `records_`'s on the same buffers, and the SSL is gone.
 class TlsStream::Core {
  public:
   explicit Core(SSL_CTX* context) : ssl_(SSL_new(context)) {
@@ -42,14 +46,62 @@ class TlsStream::Core {
     BIO_set_data(bio, this);
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl_, bio, bio);  // the SSL owns it
+    SSL_set_app_data(ssl_, this);  // for keylog()
     SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
     SSL_set_accept_state(ssl_);
   }
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
-  ~Core() { SSL_free(ssl_); }
+  ~Core() {
+    forget_secrets();
+    SSL_free(ssl_);
+  }
 
   SSL* ssl() const { return ssl_; }
+
+  // Once the handshake is done: the records become ours if the connection
+  // is TLS 1.3 in a suite we carry and OpenSSL has neither read past the
+  // handshake nor written under the traffic keys (session tickets), so that
+  // both sequence numbers are still 0. Otherwise OpenSSL carries on.
+  void take_over_records() {
+    const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
+    if (SSL_version(ssl_) == TLS1_3_VERSION && cipher && SSL_get_num_tickets(ssl_) == 0 && SSL_pending(ssl_) == 0 &&
+        SSL_has_pending(ssl_) == 0) {
+      records_ = Tls13Records::make(SSL_CIPHER_get_protocol_id(cipher), client_secret_, server_secret_);
+    }
+    forget_secrets();
+    if (records_) {
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+  }
+
+  // The traffic secrets, as OpenSSL derives them during the handshake. Set
+  // on the context by TlsStream::prepare_context.
+  static void keylog(const SSL* ssl, const char* line) {
+    auto* core = static_cast<Core*>(SSL_get_app_data(ssl));
+    if (!core) return;
+    const std::string_view entry(line);
+    std::string* secret = entry.starts_with("CLIENT_TRAFFIC_SECRET_0 ")   ? &core->client_secret_
+                          : entry.starts_with("SERVER_TRAFFIC_SECRET_0 ") ? &core->server_secret_
+                                                                          : nullptr;
+    if (!secret) return;
+    // "<label> <client random> <secret>", the last two in hex.
+    const std::string_view hex = entry.substr(entry.rfind(' ') + 1);
+    std::array<unsigned char, 64> bytes{};
+    std::size_t size = 0;
+    if (hex.size() <= 2 * bytes.size() && OPENSSL_hexstr2buf_ex(bytes.data(), bytes.size(), &size, hex.data(), '\0') == 1) {
+      secret->assign(reinterpret_cast<const char*>(bytes.data()), size);
+    }
+    OPENSSL_cleanse(bytes.data(), bytes.size());
+  }
+
+  void forget_secrets() {
+    for (std::string* secret : {&client_secret_, &server_secret_}) {
+      OPENSSL_cleanse(secret->data(), secret->size());
+      std::string().swap(*secret);
+    }
+  }
 
   // The outcome of an SSL call that returned `ret`.
   Step outcome(int ret, std::size_t bytes) {
@@ -74,10 +126,10 @@ class TlsStream::Core {
 
   bool failed() const { return failed_; }
 
-  beast::flat_buffer in_;
-  std::size_t read_size_ = kMinReadSize;
+  ReadBuffer in_;
   std::string out_;   // produced, not yet being written
   std::string wire_;  // being written to the next layer
+  std::optional<Tls13Records> records_;
 
  private:
   static int bio_write(BIO* bio, const char* data, int size) {
@@ -96,7 +148,7 @@ class TlsStream::Core {
       return -1;
     }
     const std::size_t n = std::min(in.size(), static_cast<std::size_t>(size));
-    std::memcpy(data, in.data().data(), n);
+    std::memcpy(data, in.view().data(), n);
     in.consume(n);
     return static_cast<int>(n);
   }
@@ -118,6 +170,7 @@ class TlsStream::Core {
 
   SSL* ssl_;
   bool failed_ = false;  // after a fatal error OpenSSL must not be asked to shut down
+  std::string client_secret_, server_secret_;  // during the handshake only
 };
 
 TlsStream::TlsStream(beast::tcp_stream next, ssl_ctx_st* context)
@@ -125,18 +178,29 @@ TlsStream::TlsStream(beast::tcp_stream next, ssl_ctx_st* context)
 TlsStream::TlsStream(TlsStream&&) = default;
 TlsStream::~TlsStream() = default;
 
+void TlsStream::prepare_context(ssl_ctx_st* context) { SSL_CTX_set_keylog_callback(context, &Core::keylog); }
+
 ssl_st* TlsStream::native_handle() noexcept { return core_->ssl(); }
+
+bool TlsStream::carries_records() const noexcept { return core_->records_.has_value(); }
 
 std::size_t TlsStream::buffered_capacity() const noexcept {
   return core_->in_.capacity() + core_->out_.capacity() + core_->wire_.capacity();
 }
 
 TlsStream::Step TlsStream::Handshake::operator()(Core& core) const {
+  if (!core.ssl()) return {};  // done before
   ERR_clear_error();
-  return core.outcome(SSL_do_handshake(core.ssl()), 0);
+  const Step step = core.outcome(SSL_do_handshake(core.ssl()), 0);
+  if (step.next == Step::Next::done && !step.ec) core.take_over_records();
+  return step;
 }
 
 TlsStream::Step TlsStream::Shutdown::operator()(Core& core) const {
+  if (core.records_) {
+    core.records_->close(core.out_);
+    return {};
+  }
   // Nothing to say after a failure, or before the handshake finished.
   if (core.failed() || !SSL_is_init_finished(core.ssl())) return {};
   ERR_clear_error();
@@ -146,6 +210,11 @@ TlsStream::Step TlsStream::Shutdown::operator()(Core& core) const {
 }
 
 TlsStream::Step TlsStream::read(Core& core, void* data, std::size_t size) {
+  if (core.records_) {
+    const auto read = core.records_->read(core.in_, data, size);
+    if (read.need_more) return {Step::Next::more_input, {}, 0};
+    return {Step::Next::done, read.ec, read.bytes};
+  }
   ERR_clear_error();
   std::size_t n = 0;
   const int ret = SSL_read_ex(core.ssl(), data, size, &n);
@@ -154,6 +223,10 @@ TlsStream::Step TlsStream::read(Core& core, void* data, std::size_t size) {
 
 TlsStream::Step TlsStream::write(Core& core, const void* data, std::size_t size) {
   if (size == 0) return {};
+  if (core.records_) {
+    const error_code ec = core.records_->write(data, size, core.out_);
+    return {Step::Next::done, ec, ec ? 0 : size};
+  }
   // The records go into out_ at once: room for all of them in one step.
   core.out_.reserve(core.out_.size() + size + (size / kRecordSize + 1) * kRecordOverhead);
   ERR_clear_error();
@@ -171,23 +244,9 @@ std::string& TlsStream::scratch() {
   return joined;
 }
 
-asio::mutable_buffer TlsStream::input_space() {
-  auto& in = core_->in_;
-  // An emptied buffer much larger than the next read is given back.
-  if (in.size() == 0 && in.capacity() > 2 * core_->read_size_) in.shrink_to_fit();
-  return in.prepare(core_->read_size_);
-}
+asio::mutable_buffer TlsStream::input_space() { return core_->in_.space(); }
 
-void TlsStream::input_received(std::size_t n) {
-  auto& core = *core_;
-  core.in_.commit(n);
-  // Grow while reads fill the buffer, shrink once they bring little.
-  if (n == core.read_size_) {
-    core.read_size_ = std::min(core.read_size_ * 2, kMaxReadSize);
-  } else if (n < core.read_size_ / 8) {
-    core.read_size_ = std::max(core.read_size_ / 2, kMinReadSize);
-  }
-}
+void TlsStream::input_received(std::size_t n) { core_->in_.received(n); }
 
 bool TlsStream::has_output() const { return !core_->out_.empty(); }
 

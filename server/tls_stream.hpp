@@ -3,22 +3,22 @@
 // TCP stream. Asio's ssl::stream keeps four 17 KiB buffers per connection
 // for its whole life (two of its own and a BIO pair's two), 68 KiB for each
 // of thousands of idle agents. Here ciphertext goes through buffers sized by
-// the traffic: an idle connection keeps a few hundred bytes beside OpenSSL's
-// own state, whose record buffers are released whenever they are empty.
+// the traffic: an idle connection keeps a few hundred bytes. OpenSSL makes
+// the handshake; past a TLS 1.3 handshake the records are Tls13Records' and
+// OpenSSL's session (13 KiB) is freed. A TLS 1.2 connection keeps it, with
+// its record buffers released whenever they are empty.
 //
 // An Asio AsyncStream, so Beast's HTTP and WebSocket code runs on it. As for
 // any stream: at most one read and one write outstanding, the handshake and
 // the shutdown alone, all on the connection's strand, and the stream stays
 // put (neither moved nor destroyed) while one is pending. Deadlines are the
-// next layer's (beast::tcp_stream::expires_after). A read never writes: what
-// OpenSSL answers while reading (a TLS 1.3 key update) leaves with the next
-// write.
+// next layer's (beast::tcp_stream::expires_after). A read never writes: the
+// answer to a peer's KeyUpdate leaves with the next write.
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include <cstddef>
@@ -47,9 +47,16 @@ class TlsStream {
   TlsStream(TlsStream&&);
   ~TlsStream();
 
+  // Lets streams on `context` carry their own records once a TLS 1.3
+  // handshake is done (Tls13Records), by handing them its traffic secrets.
+  // Call before the first stream; without it OpenSSL carries every record.
+  static void prepare_context(ssl_ctx_st* context);
+
   executor_type get_executor() noexcept { return next_.get_executor(); }
   beast::tcp_stream& next_layer() noexcept { return next_; }
+  // The OpenSSL session; null once the records are this stream's own.
   ssl_st* native_handle() noexcept;
+  bool carries_records() const noexcept;
 
   template <class Token>
   auto async_handshake(Token&& token) {

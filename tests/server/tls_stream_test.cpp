@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <array>
@@ -53,6 +54,7 @@ class TlsStreamTest : public ::testing::Test {
     auto server = tls::make_server_context(*identity);
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_context_ = new std::shared_ptr<asio::ssl::context>(*server);
+    TlsStream::prepare_context((*server)->native_handle());
     auto client = tls::make_client_context(tls::ClientTrust::pinned(identity->ca_pem));
     ASSERT_TRUE(client.ok()) << client.error().message;
     client_context_ = new std::shared_ptr<asio::ssl::context>(*client);
@@ -110,6 +112,25 @@ class TlsStreamTest : public ::testing::Test {
     ec = e;
     got.resize(n);
     co_return got;
+  }
+
+  // Echoes `up` through the server: what the client reads back.
+  std::string echo(const std::string& up) {
+    std::string back(up.size(), '\0');
+    run(
+        [&]() -> asio::awaitable<void> {
+          error_code ec;
+          const std::string got = co_await server_read(up.size(), ec);
+          EXPECT_FALSE(ec) << ec.message();
+          co_await asio::async_write(*server_, asio::buffer(got), as_tuple_awaitable);
+        },
+        [&]() -> asio::awaitable<void> {
+          co_await asio::async_write(client_, asio::buffer(up), as_tuple_awaitable);
+          auto [ec, n] = co_await asio::async_read(client_, asio::buffer(back), as_tuple_awaitable);
+          EXPECT_FALSE(ec) << ec.message();
+          back.resize(n);
+        });
+    return back;
   }
 
   static inline fs::path dir_;
@@ -213,6 +234,8 @@ TEST_F(TlsStreamTest, ATls12ClientIsServedToo) {
   ASSERT_EQ(SSL_set_max_proto_version(client_.native_handle(), TLS1_2_VERSION), 1);
   handshake();
   EXPECT_EQ(SSL_version(client_.native_handle()), TLS1_2_VERSION);
+  EXPECT_FALSE(server_->carries_records());  // OpenSSL carries TLS 1.2's
+  EXPECT_NE(server_->native_handle(), nullptr);
   const std::string up = pattern(100 * 1024);
   std::string got, back(up.size(), '\0');
   run(
@@ -344,6 +367,92 @@ TEST_F(TlsStreamTest, AnIdleConnectionGivesItsBuffersBack) {
   // Asio's own stream would hold 68 KiB here for the connection's life.
   EXPECT_LE(server_->buffered_capacity(), 2048u);
 }
+
+class TlsStreamSuiteTest : public TlsStreamTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(TlsStreamSuiteTest, PastATls13HandshakeTheRecordsAreTheStreamsOwn) {
+  ASSERT_EQ(SSL_set_ciphersuites(client_.native_handle(), GetParam()), 1);
+  handshake();
+  EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(client_.native_handle())), GetParam());
+  EXPECT_TRUE(server_->carries_records());
+  EXPECT_EQ(server_->native_handle(), nullptr);  // OpenSSL's session is freed
+  for (const std::size_t size : {std::size_t{1}, std::size_t{16 * 1024}, std::size_t{100 * 1024 + 7}}) {
+    const std::string up = pattern(size);
+    EXPECT_TRUE(echo(up) == up) << size;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EverySuiteOpenSslEnables, TlsStreamSuiteTest,
+                         ::testing::Values("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                           "TLS_CHACHA20_POLY1305_SHA256"));
+
+TEST_F(TlsStreamTest, KeyUpdatesBothWaysKeepTheDataFlowing) {
+  // Counts the KeyUpdates the client receives from the server.
+  static int updates_received;
+  updates_received = 0;
+  SSL_set_msg_callback(client_.native_handle(), [](int write_p, int, int content_type, const void* buf, std::size_t len,
+                                                   SSL*, void*) {
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 && *static_cast<const unsigned char*>(buf) == 24) {
+      ++updates_received;
+    }
+  });
+  handshake();
+  ASSERT_TRUE(server_->carries_records());
+  int requested = 0;
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE(round);
+    // The client's keys change with its next write; every other time it
+    // asks the server to change its own, which it must before it answers.
+    const bool request = round % 2 == 0;
+    ASSERT_EQ(SSL_key_update(client_.native_handle(), request ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    requested += request ? 1 : 0;
+    const std::string up = pattern(20000 + round);
+    EXPECT_TRUE(echo(up) == up);
+    EXPECT_EQ(updates_received, requested);
+  }
+}
+
+// A record no client's TLS would send, written straight to the socket once
+// the handshake is done; the reason OpenSSL would give for it.
+struct BadRecord {
+  const char* name;
+  std::string bytes;
+  int reason;
+};
+
+class TlsStreamBadRecordTest : public TlsStreamTest, public ::testing::WithParamInterface<BadRecord> {};
+
+TEST_P(TlsStreamBadRecordTest, EndsTheStreamForGood) {
+  handshake();
+  ASSERT_TRUE(server_->carries_records());
+  error_code first, again;
+  run(
+      [&]() -> asio::awaitable<void> {
+        const auto got = co_await server_read(100, first);
+        EXPECT_EQ(got, "");
+        co_await server_read(100, again);
+      },
+      [&]() -> asio::awaitable<void> {
+        co_await asio::async_write(client_.next_layer(), asio::buffer(GetParam().bytes), as_tuple_awaitable);
+      });
+  EXPECT_EQ(first.category(), asio::error::get_ssl_category()) << first.message();
+  EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(first.value())), GetParam().reason) << first.message();
+  EXPECT_EQ(again, first);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Refused, TlsStreamBadRecordTest,
+    ::testing::Values(
+        // 32 bytes that are no sealed record: its tag cannot match.
+        BadRecord{"ForgedTag", std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'x'),
+                  SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC},
+        // Refused by its header, before its body is waited for.
+        BadRecord{"TooLong", std::string("\x17\x03\x03\x41\x01", 5), SSL_R_ENCRYPTED_LENGTH_TOO_LONG},
+        BadRecord{"TooShortForATag", std::string("\x17\x03\x03\x00\x10", 5) + std::string(16, 'x'),
+                  SSL_R_RECORD_TOO_SMALL},
+        BadRecord{"ChangeCipherSpecAfterTheHandshake", std::string("\x14\x03\x03\x00\x01\x01", 6),
+                  SSL_R_UNEXPECTED_RECORD}),
+    [](const auto& test) { return std::string(test.param.name); });
 
 }  // namespace
 }  // namespace paddock::server
