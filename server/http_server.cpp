@@ -64,16 +64,36 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // The connection's life: requests, then a WebSocket if one is asked for.
+  // What each step needs lives in that step's frame, ended before the next:
+  // thousands of agents each hold only the WebSocket's frames and this one.
   template <class Stream>
-  asio::awaitable<void> serve(Stream& stream, Peer peer);
+  asio::awaitable<void> run(Stream& stream, Peer peer);
 
  private:
-  // Answers an upgrade: a refusal (returns false, and the connection ends
-  // as after any last response), or the handshake and then the handler's
-  // run with the socket (returns true once it is over, as when the
-  // handshake fails).
+  using SocketRun = std::function<asio::awaitable<void>(std::shared_ptr<WebSocket>)>;
+  struct Opened {
+    std::shared_ptr<WebSocket> socket;
+    SocketRun run;
+  };
+
+  // Answers requests until the connection ends (then it is closed) or one
+  // asks for an upgrade: that one is returned, with the bytes read past it
+  // left in `buffer`.
   template <class Stream>
-  asio::awaitable<bool> accept_websocket(Stream& stream, HttpRequest request, Peer peer, beast::flat_buffer& buffer);
+  asio::awaitable<std::optional<HttpRequest>> serve(Stream& stream, const Peer& peer, beast::flat_buffer& buffer);
+
+  // Answers an upgrade: a refusal (then the connection is closed as after
+  // any last response, and nothing returned), or the handshake and, once it
+  // succeeded, the socket with the handler's run for it.
+  template <class Stream>
+  asio::awaitable<std::optional<Opened>> accept_websocket(Stream& stream, HttpRequest request, const Peer& peer,
+                                                           beast::flat_buffer& buffer);
+
+  // Our side of the end: TLS's close_notify (bounded so a silent peer cannot
+  // hold us), then TCP's.
+  template <class Stream>
+  static asio::awaitable<void> close(Stream& stream);
 
   HttpServer& server_;
   asio::any_io_executor strand_;
@@ -84,12 +104,21 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 };
 
 template <class Stream>
-asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
+asio::awaitable<void> HttpServer::Session::run(Stream& stream, Peer peer) {
+  beast::flat_buffer buffer;
+  std::optional<HttpRequest> upgrade = co_await serve(stream, peer, buffer);
+  if (!upgrade) co_return;
+  std::optional<Opened> opened = co_await accept_websocket(stream, std::move(*upgrade), peer, buffer);
+  upgrade.reset();
+  if (opened) co_await opened->run(std::move(opened->socket));
+}
+
+template <class Stream>
+asio::awaitable<std::optional<HttpRequest>> HttpServer::Session::serve(Stream& stream, const Peer& peer,
+                                                                      beast::flat_buffer& buffer) {
   auto& tcp_layer = beast::get_lowest_layer(stream);
   cancel_ = [&tcp_layer] { tcp_layer.cancel(); };
   const auto& opts = server_.options_;
-  beast::flat_buffer buffer;
-  std::optional<HttpRequest> upgrade;
   bool first = true;
 
   while (!stopping_) {
@@ -132,10 +161,7 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
     }
 
     HttpRequest request = parser.release();
-    if (websocket::is_upgrade(request)) {
-      upgrade = std::move(request);
-      break;
-    }
+    if (websocket::is_upgrade(request)) co_return request;
 
     HttpResponse res = server_.handler_.handle(request, peer);
     const bool keep_alive = res.keep_alive() && !stopping_;
@@ -146,23 +172,24 @@ asio::awaitable<void> HttpServer::Session::serve(Stream& stream, Peer peer) {
     (void)wn;
     if (wec || !keep_alive) break;
   }
-  if (upgrade) {
-    const bool accepted = co_await accept_websocket(stream, std::move(*upgrade), peer, buffer);
-    if (accepted) co_return;
-  }
+  co_await close(stream);
+  co_return std::nullopt;
+}
 
-  error_code ignored;
+template <class Stream>
+asio::awaitable<void> HttpServer::Session::close(Stream& stream) {
+  auto& tcp_layer = beast::get_lowest_layer(stream);
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-    // A TLS close_notify, bounded so a silent peer cannot hold us.
     tcp_layer.expires_after(std::chrono::seconds(2));
     co_await stream.async_shutdown(as_tuple_awaitable);
   }
+  error_code ignored;
   tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
 template <class Stream>
-asio::awaitable<bool> HttpServer::Session::accept_websocket(Stream& stream, HttpRequest request, Peer peer,
-                                                           beast::flat_buffer& buffer) {
+asio::awaitable<std::optional<HttpServer::Session::Opened>> HttpServer::Session::accept_websocket(
+    Stream& stream, HttpRequest request, const Peer& peer, beast::flat_buffer& buffer) {
   auto& tcp_layer = beast::get_lowest_layer(stream);
   Upgrade up = server_.handler_.upgrade(request, peer);
   if (up.refusal || !up.run) {
@@ -170,8 +197,10 @@ asio::awaitable<bool> HttpServer::Session::accept_websocket(Stream& stream, Http
     res.keep_alive(false);
     res.prepare_payload();
     tcp_layer.expires_after(server_.options_.write_timeout);
-    co_await http::async_write(stream, res, as_tuple_awaitable);
-    co_return false;
+    auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
+    (void)wn;
+    if (!wec) co_await close(stream);
+    co_return std::nullopt;
   }
   tcp_layer.expires_never();
   {
@@ -185,19 +214,17 @@ asio::awaitable<bool> HttpServer::Session::accept_websocket(Stream& stream, Http
     t.idle_timeout = websocket::stream_base::none();
     handshake.set_option(t);
     auto [aec] = co_await handshake.async_accept(request, as_tuple_awaitable);
-    if (aec) co_return true;
+    if (aec) co_return std::nullopt;
   }
   // From here the connection lives as long as the socket, thousands of them
-  // idle: the request and the HTTP read buffer are given back first.
-  request = {};
+  // idle: the HTTP read buffer is given back first.
   const std::string_view received(static_cast<const char*>(buffer.data().data()), buffer.size());
   auto socket = make_frame_socket(std::move(stream), received);
   buffer = beast::flat_buffer();
   ws_ = socket;
   cancel_ = nullptr;
   if (stopping_) socket->close_soon({websocket::close_code::going_away, "server shutting down"});
-  co_await up.run(socket);
-  co_return true;
+  co_return Opened{std::move(socket), std::move(up.run)};
 }
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, HttpHandler& handler)
@@ -256,10 +283,10 @@ asio::awaitable<void> HttpServer::accept_loop() {
         TlsStream stream(beast::tcp_stream(std::move(s)), options_.tls->native_handle());
         stream.next_layer().expires_after(options_.read_timeout);
         auto [hec] = co_await stream.async_handshake(as_tuple_awaitable);
-        if (!hec) co_await session->serve(stream, peer);
+        if (!hec) co_await session->run(stream, peer);
       } else {
         beast::tcp_stream stream(std::move(s));
-        co_await session->serve(stream, peer);
+        co_await session->run(stream, peer);
       }
     };
     asio::co_spawn(strand, std::move(run), [this, session](std::exception_ptr e) {
