@@ -11,7 +11,8 @@ creates one registration token with maxUses = --agents, then lets the swarm
      --report-interval): server RSS and CPU, bytes per connected agent,
   4. survive `kill -9` of the server and its restart on the same port: the
      time until every agent is connected again (agents redial with the real
-     agent's backoff, full jitter from 1 s doubling to a 60 s cap).
+     agent's backoff, full jitter from 1 s doubling to a 60 s cap), then
+     hold them --hold seconds again: server RSS after the reconnect storm.
 
     bench/agent_swarm.py [--bin-dir build] [--agents 1000] [--hold 30]
                          [--swarm BUILD/bench/paddock-agent-swarm]
@@ -250,7 +251,8 @@ def main():
             back["connected at the timeout"] = last[-1] if last else 0
         back["cpu_ms"] = [1000.0 * cpu_seconds(server.proc.pid) / args.agents,
                           1000.0 * (cpu_seconds(swarm.proc.pid) - swarm_cpu_kill) / args.agents]
-        time.sleep(5.0)
+        # Held again as long as before the kill: RSS at the end of it.
+        time.sleep(args.hold)
         back["rss_after"] = status_kib(server.proc.pid, "VmRSS")
         results["restart"] = back
 
@@ -278,7 +280,7 @@ def main():
         print("CPU per agent over the restart (until all back): %.2f ms server (from its start) / %.2f ms swarm" % (
             back["cpu_ms"][0], back["cpu_ms"][1]))
         print("load average at the end: %s" % open("/proc/loadavg").read().strip())
-        print("server RSS after the restart with all back: %d KiB (%.1f KiB per agent over the idle figure)" % (
+        print("server RSS after the restart, all back and held: %d KiB (%.1f KiB per agent over the idle figure)" % (
             back["rss_after"], (back["rss_after"] - h["rss0"]) / args.agents))
         return 0
     finally:

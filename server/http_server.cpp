@@ -263,6 +263,7 @@ asio::awaitable<void> HttpServer::accept_loop() {
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
+    ++accepted_;
     if (connections_.load() >= options_.max_connections) {
       socket.close(ec);
       continue;

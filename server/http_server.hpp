@@ -76,6 +76,7 @@ class HttpServer {
   void stop(std::chrono::milliseconds grace, std::function<void()> done);
 
   std::size_t open_connections() const { return connections_.load(); }
+  std::uint64_t accepted_connections() const { return accepted_.load(); }
 
  private:
   class Session;
@@ -87,6 +88,7 @@ class HttpServer {
   HttpHandler& handler_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::atomic<std::size_t> connections_{0};
+  std::atomic<std::uint64_t> accepted_{0};
   std::atomic<bool> stopping_{false};
   mutable std::mutex sessions_mutex_;
   std::set<std::shared_ptr<Session>> sessions_;

@@ -9,6 +9,7 @@
 #include "server/bootstrap.hpp"
 #include "server/database.hpp"
 #include "server/events.hpp"
+#include "server/heap_trimmer.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
 #include "server/resource_types.hpp"
@@ -47,6 +48,7 @@ struct Server::Impl {
   std::unique_ptr<WebUi> web_ui;
   std::unique_ptr<TokenWorker> tokens;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<HeapTrimmer> heap_trimmer;
 
   explicit Impl(Config c) : config(std::move(c)) {}
 
@@ -131,6 +133,7 @@ Status Server::Impl::open() {
   options.tls = tls_context;
   options.max_connections = static_cast<std::size_t>(config.max_connections);
   http = std::make_unique<HttpServer>(io, options, *api);
+  heap_trimmer = std::make_unique<HeapTrimmer>(io, [this] { return http->accepted_connections(); });
   return Ok{};
 }
 
@@ -149,6 +152,7 @@ int Server::run() {
     return 1;
   }
   s.tokens->start();
+  s.heap_trimmer->start();
   const std::string scheme = s.config.tls ? "https" : "http";
   spdlog::info("paddock-server {} listening on {}://{}:{} (data in {})", kVersion, scheme,
                s.config.listen_host.find(':') != std::string::npos ? "[" + s.config.listen_host + "]"
@@ -161,6 +165,7 @@ int Server::run() {
     if (ec) return;
     spdlog::info("received {}, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     s.tokens->stop();
+    s.heap_trimmer->stop();
     s.http->stop(std::chrono::seconds(10), [&s] { s.io.stop(); });
   });
 
