@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <thread>
 
@@ -419,6 +420,8 @@ struct BadRecord {
   std::string bytes;
   int reason;
 };
+
+void PrintTo(const BadRecord& record, std::ostream* os) { *os << record.name; }
 
 class TlsStreamBadRecordTest : public TlsStreamTest, public ::testing::WithParamInterface<BadRecord> {};
 
