@@ -7,8 +7,13 @@
 
 namespace paddock::server {
 
-HeapTrimmer::HeapTrimmer(boost::asio::io_context& io, std::function<std::uint64_t()> accepted)
-    : accepted_(std::move(accepted)), strand_(boost::asio::make_strand(io)), timer_(strand_) {}
+HeapTrimmer::HeapTrimmer(boost::asio::io_context& io, std::function<std::uint64_t()> accepted, TrimRule rule,
+                         std::function<void()> trim)
+    : accepted_(std::move(accepted)),
+      rule_(rule),
+      trim_(trim ? std::move(trim) : [] { malloc_trim(0); }),
+      strand_(boost::asio::make_strand(io)),
+      timer_(strand_) {}
 
 void HeapTrimmer::start() {
   boost::asio::post(strand_, [this] { wait(); });
@@ -21,7 +26,7 @@ void HeapTrimmer::stop() {
 
 void HeapTrimmer::wait() {
   if (stopped_) return;
-  timer_.expires_after(kPeriod);
+  timer_.expires_after(rule_.period);
   timer_.async_wait([this](boost::system::error_code) {
     if (stopped_) return;
     check();
@@ -32,10 +37,10 @@ void HeapTrimmer::wait() {
 void HeapTrimmer::check() {
   const std::uint64_t accepted = accepted_();
   const std::uint64_t burst = accepted - accepted_at_last_trim_;
-  if (burst < kBurst) return;
+  if (burst < rule_.burst) return;
   accepted_at_last_trim_ = accepted;
   const auto started = std::chrono::steady_clock::now();
-  malloc_trim(0);
+  trim_();
   spdlog::debug("heap trimmed after {} connections in {} ms", burst,
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
 }

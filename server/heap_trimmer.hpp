@@ -11,28 +11,36 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 
 namespace paddock::server {
 
+// When a trim is due: at a look every `period`, once `burst` connections
+// came since the last one.
+struct TrimRule {
+  std::chrono::milliseconds period{10'000};
+  std::uint64_t burst = 256;
+};
+
 class HeapTrimmer {
  public:
-  // `accepted`: connections accepted so far. Thread-safe.
-  HeapTrimmer(boost::asio::io_context& io, std::function<std::uint64_t()> accepted);
+  // `accepted`: connections accepted so far (thread-safe). `trim` gives the
+  // pages back: malloc_trim unless a test counts the calls.
+  HeapTrimmer(boost::asio::io_context& io, std::function<std::uint64_t()> accepted, TrimRule rule = {},
+              std::function<void()> trim = {});
 
   void start();
   void stop();
-
-  static constexpr auto kPeriod = std::chrono::seconds(10);
-  // Connections accepted since the last trim that make a burst.
-  static constexpr std::uint64_t kBurst = 256;
 
  private:
   void wait();
   void check();
 
   std::function<std::uint64_t()> accepted_;
+  TrimRule rule_;
+  std::function<void()> trim_;
   std::uint64_t accepted_at_last_trim_ = 0;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer timer_;
