@@ -71,10 +71,9 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> run(Stream& stream, Peer peer);
 
  private:
-  using SocketRun = std::function<asio::awaitable<void>(std::shared_ptr<WebSocket>)>;
   struct Opened {
     std::shared_ptr<WebSocket> socket;
-    SocketRun run;
+    decltype(Upgrade::run) run;
   };
 
   // Answers requests until the connection ends (then it is closed) or one
