@@ -191,7 +191,8 @@ class Agent {
     reg.machine_id = machine;
     reg.labels = options_.labels;
     reg.agent_ip = facts.agent_ip;
-    co_return co_await register_host(url, std::move(trust), std::move(ca_pem), std::move(reg));
+    co_return co_await register_host(url, std::move(trust), std::move(ca_pem), std::move(reg),
+                                     [this] { return stopping_; });
   }
 
   void start_services() {

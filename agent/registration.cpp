@@ -5,7 +5,12 @@
 #include "common/log.hpp"
 #include "common/version.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/url/parse.hpp>
+
+#include <chrono>
 
 namespace paddock::agent {
 
@@ -125,7 +130,7 @@ Result<State, ExitStatus> registration_result(const http_client::Response& res, 
   if (res.status == 404) {
     return refused("the registration token is unknown, expired, used up or deactivated; create a new one");
   }
-  if (res.status == 403) {
+  if (res.status == 403 || res.status == 409) {
     return refused("the server refused to register this machine" + detail +
                    (error.code == "HostDeactivated" ? "; activate or remove its host on the server, then run the "
                                                       "command again"
@@ -167,11 +172,27 @@ Result<State, ExitStatus> registration_result(const http_client::Response& res, 
 }
 
 boost::asio::awaitable<Result<State, ExitStatus>> register_host(RegistrationUrl url, tls::ClientTrust trust,
-                                                                std::string ca_pem, RegistrationFacts facts) {
+                                                                std::string ca_pem, RegistrationFacts facts,
+                                                                std::function<bool()> stopping) {
   const std::string target = url.server_url + std::string(kScripts) + url.token;
-  http_client::Headers headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
-  auto res = co_await http_client::async_request("POST", target, std::move(headers),
-                                                 encode_message(registration_body(facts)), std::move(trust));
+  const std::string body = encode_message(registration_body(facts));
+  const http_client::Headers headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+  auto res = co_await http_client::async_request("POST", target, headers, body, trust);
+  // 409: this machine id's host is connected. If that connection is this
+  // machine's own agent, just stopped, the server lets go of it within its
+  // 15 s liveness window, so wait past that before refusing for good.
+  const auto patience = std::chrono::seconds(40);
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  if (res && res->status == 409) {
+    spdlog::warn("this machine's host is connected from elsewhere; waiting up to {} s in case that is this "
+                 "machine's agent, just stopped",
+                 patience.count());
+  }
+  while (res && res->status == 409 && std::chrono::steady_clock::now() < give_up && !stopping()) {
+    boost::asio::steady_timer pause(co_await boost::asio::this_coro::executor, std::chrono::seconds(1));
+    co_await pause.async_wait(boost::asio::use_awaitable);
+    res = co_await http_client::async_request("POST", target, headers, body, trust);
+  }
   // The token is a secret: name the server, not the URL.
   if (!res) {
     const std::string line = "cannot register with " + url.server_url + ": " + res.error().message;

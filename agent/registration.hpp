@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,8 +63,11 @@ boost::asio::awaitable<Result<std::string, ExitStatus>> fetch_pinned_ca(std::str
 Result<State, ExitStatus> registration_result(const http_client::Response& response, const RegistrationUrl& url,
                                               const std::string& ca_pem, const std::string& machine_id);
 
-// POST the facts to the registration URL with `trust`.
+// POST the facts to the registration URL with `trust`. While the server
+// answers 409 (this machine id's host is connected) it asks again every
+// second for up to 40 s, unless `stopping()`.
 boost::asio::awaitable<Result<State, ExitStatus>> register_host(RegistrationUrl url, tls::ClientTrust trust,
-                                                                std::string ca_pem, RegistrationFacts facts);
+                                                                std::string ca_pem, RegistrationFacts facts,
+                                                                std::function<bool()> stopping);
 
 }  // namespace paddock::agent

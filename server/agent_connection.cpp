@@ -1,10 +1,12 @@
 #include "server/agent_endpoints.hpp"
 
 #include "common/crypto.hpp"
+#include "common/json_limits.hpp"
 #include "common/jwt.hpp"
 #include "common/time_util.hpp"
 #include "server/host_facts.hpp"
 #include "server/transaction.hpp"
+#include "server/validation.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -149,14 +151,17 @@ class Ingest {
   std::int64_t project_id_;
 };
 
-Status set_state(Api& api, ServerContext& server, std::int64_t host_id, const std::string& sql) {
+// Runs `sql` on the host and publishes the result. Returns the host's state
+// after it: "" if the host is gone, nullopt if the store failed.
+std::optional<std::string> set_state(Api& api, ServerContext& server, std::int64_t host_id, const std::string& sql) {
   auto row = server.db->write([&](db::Connection& c) {
     c.exec(sql, {time_util::now_ms(), host_id});
     return c.query_one("SELECT * FROM hosts WHERE id = ?", {host_id});
   });
-  if (!row) return row.error();
-  if (!row->is_null()) api.publish(*api.type("host"), *row);
-  return Ok{};
+  if (!row) return std::nullopt;
+  if (row->is_null()) return "";
+  api.publish(*api.type("host"), *row);
+  return (*row)["state"].get<std::string>();
 }
 
 Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metrics, HttpRequest& req,
@@ -232,8 +237,18 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
       const auto welcomed = co_await ws->write(asio::buffer(welcome), false);
       (void)welcomed;  // a failed write shows up as the read below failing
     }
-    (void)set_state(api, server, host_id,
-                    "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state != 'inactive'");
+    const auto state = set_state(api, server, host_id,
+                                 "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state != 'inactive'");
+    // Deactivated or removed after the credential was checked, before the
+    // connection was attached: its close went to nobody, so close it here.
+    if (state == "inactive" || state == "") {
+      agents.detach(host_id, session);
+      metrics.websocket_closed("agent");
+      co_await ws->close(*state == "" ? websocket::close_reason{static_cast<websocket::close_code>(4410), "host removed"}
+                                      : websocket::close_reason{static_cast<websocket::close_code>(4403),
+                                                                "host deactivated"});
+      co_return;
+    }
     spdlog::info("agent of host {} connected from {}", host_id, addr);
 
     Ingest ingest(api, server, host_id, project_id);
@@ -242,13 +257,18 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
       auto ec = co_await ws->read(buffer);
       // The socket itself closes on an oversized (1009) or broken (1002) frame.
       if (ec) break;
-      const auto* text = static_cast<const char*>(buffer.data().data());
-      auto message = json::parse(text, text + buffer.size(), nullptr, false);
+      const std::string_view text(static_cast<const char*>(buffer.data().data()), buffer.size());
+      // Depth first: nesting deep enough would exhaust the stack of every
+      // recursive walk of the parsed value, the server's whole process with it.
+      const bool shallow = json_depth_within(text, kMaxJsonDepth);
+      auto message = shallow ? json::parse(text, nullptr, false) : json();
       buffer.consume(buffer.size());
       // A snapshot's room is not kept between reports.
       if (buffer.capacity() > kKeptReadCapacity) buffer.shrink_to_fit();
       std::optional<std::string> problem;
-      if (message.is_discarded() || !ws->got_text()) {
+      if (!shallow) {
+        problem = "message nests deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      } else if (message.is_discarded() || !ws->got_text()) {
         problem = "malformed message";
       } else {
         problem = ingest.handle(message);
@@ -265,6 +285,12 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
       (void)set_state(api, server, host_id,
                       "UPDATE hosts SET state = 'disconnected', lastSeen = ? WHERE id = ? AND state = 'active'");
       spdlog::info("agent of host {} disconnected", host_id);
+      // A new connection may have come, and marked the host active, between
+      // the look and the write: it must not stay marked disconnected.
+      if (agents.connected(host_id)) {
+        (void)set_state(api, server, host_id,
+                        "UPDATE hosts SET state = 'active', lastSeen = ? WHERE id = ? AND state = 'disconnected'");
+      }
     }
   };
   return up;
@@ -272,10 +298,10 @@ Upgrade connect(Api& api, ServerContext& server, AgentHub& agents, Metrics& metr
 
 }  // namespace
 
-void add_registration_route(Api& api, ServerContext& server);
+void add_registration_route(Api& api, ServerContext& server, const AgentHub& agents);
 
 void add_agent_routes(Api& api, ServerContext& server, AgentHub& agents, Metrics& metrics) {
-  add_registration_route(api, server);
+  add_registration_route(api, server, agents);
   ExtraRoute route;
   route.upgrade = [&](HttpRequest& req, const Peer& peer, const std::string& base) {
     return connect(api, server, agents, metrics, req, peer, base);

@@ -58,16 +58,34 @@ HttpResponse get_registration(Api& api, ServerContext& server, HttpRequest& req,
   return api.respond(req, 200, body, schemas);
 }
 
-HttpResponse post_registration(Api& api, ServerContext& server, HttpRequest& req, const std::string& token,
-                               const std::string& base) {
+// Shows on the host that another machine presented its identity.
+void mark_conflict(Api& api, ServerContext& server, std::int64_t host_id, const std::string& peer_address) {
+  const std::string note = "another machine (" + peer_address + ") registered with this host's machine id at " +
+                           time_util::format_rfc3339(time_util::now_ms()) + " and was refused";
+  auto marked = server.db->write([&](db::Connection& c) {
+    c.exec("UPDATE hosts SET conflict = ? WHERE id = ?", {note, host_id});
+    return c.query_one("SELECT * FROM hosts WHERE id = ?", {host_id});
+  });
+  if (marked && !marked->is_null()) api.publish(*api.type("host"), *marked);
+  spdlog::warn("refused a registration with the machine id of connected host {} from {}", host_id, peer_address);
+}
+
+HttpResponse post_registration(Api& api, ServerContext& server, const AgentHub& agents, HttpRequest& req,
+                               const std::string& token, const std::string& base, const std::string& peer_address) {
   const std::string schemas = base + "/v1/schemas";
   auto body = parse_json_body(req.body());
   if (!body) return api.error(req, body.error(), schemas);
   auto facts = registration_facts(*body);
   if (!facts) return api.error(req, facts.error(), schemas);
 
+  // Looked up on a reader first: guesses at tokens take no write lock.
+  auto known = server.db->read([&](db::Connection& c) { return !usable_token(c, token).is_null(); });
+  if (!known) return api.error(req, ApiError::internal(), schemas);
+  if (!*known) return api.error(req, ApiError::not_found(), schemas);
+
   const Credential credential = new_credential();
   db::Row token_row;
+  std::int64_t conflicting_host = 0;
   auto host = write_tx(*server.db, [&](db::Connection& c) -> db::Row {
     token_row = usable_token(c, token);
     if (token_row.is_null()) throw ApiAbort(ApiError::not_found());
@@ -87,6 +105,18 @@ HttpResponse post_registration(Api& api, ServerContext& server, HttpRequest& req
     std::int64_t id;
     if (!existing.is_null()) {
       id = existing["id"].get<std::int64_t>();
+      // Its agent is connected right now: this is another machine with the
+      // same machine id (a clone), or a second agent on this one. Either way
+      // taking the host over would silently merge two machines.
+      if (agents.connected(id)) {
+        conflicting_host = id;
+        throw ApiAbort({409, "HostConflict",
+                        "a machine with this machine id is connected as host " + api.type("host")->def().id_prefix +
+                            std::to_string(id) +
+                            "; a cloned machine needs its own /etc/machine-id, and on the same machine stop the "
+                            "running paddock-agent first",
+                        {}});
+      }
       c.exec("UPDATE hosts SET credentialKey = ?, credentialSalt = ?, credentialHash = ?, registrationTokenId = ? "
              "WHERE id = ?",
              {credential.access, credential.salt, credential.hash, db::from_json(token_row["id"]), id});
@@ -101,7 +131,10 @@ HttpResponse post_registration(Api& api, ServerContext& server, HttpRequest& req
     apply_host_facts(c, id, *facts);
     return c.query_one("SELECT * FROM hosts WHERE id = ?", {id});
   });
-  if (!host) return api.error(req, host.error(), schemas);
+  if (!host) {
+    if (conflicting_host != 0) mark_conflict(api, server, conflicting_host, peer_address);
+    return api.error(req, host.error(), schemas);
+  }
   api.publish(*api.type("registrationToken"), token_row);
   api.publish(*api.type("host"), *host);
   spdlog::info("host {} registered ({})", host->value("name", ""), api.type("host")->id_of(*host));
@@ -116,13 +149,13 @@ HttpResponse post_registration(Api& api, ServerContext& server, HttpRequest& req
 
 }  // namespace
 
-void add_registration_route(Api& api, ServerContext& server) {
+void add_registration_route(Api& api, ServerContext& server, const AgentHub& agents) {
   ExtraRoute scripts;
-  scripts.handle = [&api, &server](HttpRequest& req, const Peer&, const std::vector<std::string>& rest,
+  scripts.handle = [&api, &server, &agents](HttpRequest& req, const Peer& peer, const std::vector<std::string>& rest,
                                    const std::string& base) {
     if (rest.size() != 1) return api.error(req, ApiError::not_found(), base + "/v1/schemas");
     if (req.method() == http::verb::get) return get_registration(api, server, req, rest[0], base);
-    if (req.method() == http::verb::post) return post_registration(api, server, req, rest[0], base);
+    if (req.method() == http::verb::post) return post_registration(api, server, agents, req, rest[0], base, peer.address);
     return api.error(req, ApiError::method_not_allowed(), base + "/v1/schemas");
   };
   api.add_route("scripts", std::move(scripts));
