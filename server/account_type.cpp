@@ -1,4 +1,6 @@
 #include "server/resource_types.hpp"
+#include "server/server_context.hpp"
+#include "server/stream_broker.hpp"
 #include "server/transaction.hpp"
 
 namespace paddock::server {
@@ -44,6 +46,7 @@ class AccountType final : public ResourceType {
     if (action == "deactivate" && ctx.caller->account_id == id) {
       throw ApiAbort(ApiError::conflict("an account cannot deactivate itself"));
     }
+    if (action == "deactivate") close_streams(c, ctx, id, "the account was deactivated");
     c.exec("UPDATE accounts SET state = ? WHERE id = ?",
            {std::string(action == "deactivate" ? "inactive" : "active"), id});
     return {{"row", reload(c, id)}};
@@ -53,7 +56,16 @@ class AccountType final : public ResourceType {
     if (ctx.caller->account_id == row["id"].get<std::int64_t>()) {
       throw ApiAbort(ApiError::conflict("an account cannot remove itself"));
     }
+    close_streams(c, ctx, row["id"].get<std::int64_t>(), "the account was removed");
     return ResourceType::remove(c, ctx, row);
+  }
+
+ private:
+  // The streams opened with any of the account's keys end with it.
+  static void close_streams(db::Connection& c, const RequestContext& ctx, std::int64_t id, const std::string& reason) {
+    for (const auto& key : c.query("SELECT publicValue FROM api_keys WHERE accountId = ?", {id})) {
+      ctx.server->streams->close_key(key["publicValue"].get<std::string>(), reason);
+    }
   }
 };
 

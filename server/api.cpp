@@ -716,6 +716,19 @@ bool sees(const Subscription& s, const ResourceType& type, const ChangeEvent& e)
   return false;
 }
 
+// Why a subscription may not go on, if it may not: since it began, its key
+// or account was deactivated or removed, or its project stopped being the
+// caller's. Otherwise it takes up the caller's memberships as they are now.
+std::optional<std::string> recheck(ServerContext& server, Subscription& s) {
+  auto fresh = server.db->read(
+      [&](db::Connection& c) { return caller_of_key(c, s.caller.access_key, time_util::now_ms()); });
+  if (!fresh) return std::nullopt;  // a store problem is ours: the subscription stays
+  if (!fresh->ok()) return "the API key or its account is no longer active";
+  if (s.ctx.project_path && !fresh->value().can_see(*s.ctx.project_id)) return "the project is no longer visible";
+  s.caller = std::move(fresh->value());
+  return std::nullopt;
+}
+
 }  // namespace
 
 ApiResult<json> Api::subscribe_ticket(Call& call) {
@@ -771,6 +784,16 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
   if (!caller->ok()) return refuse(caller->error());
   auto sub = std::make_shared<Subscription>();
   sub->caller = std::move(caller->value());
+  // Opening a subscription counts as a request, so a key cannot open them
+  // faster than it may call the API.
+  if (limiter_.enabled()) {
+    const auto rate = limiter_.take(sub->caller.access_key);
+    if (!rate.allowed) {
+      refuse({429, "RateLimited", "rate limit exceeded", {}});
+      up.refusal->set(http::field::retry_after, std::to_string(rate.retry_after_s));
+      return up;
+    }
+  }
 
   auto segs = parse_target(request.target())->segments;
   segs.erase(segs.begin());
@@ -827,15 +850,21 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
     });
     // A ping at once, then every 5 s while the reader waits for the client
     // to close. The first one tells the client that every change from now on
-    // reaches it (the 101 comes before this subscription exists).
+    // reaches it (the 101 comes before this subscription exists). Before
+    // each later ping the caller's access is looked at again.
     auto pinger = std::make_shared<asio::steady_timer>(executor);
     auto stop = std::make_shared<bool>(false);
     asio::co_spawn(
         executor,
-        [pinger, stop, weak]() -> asio::awaitable<void> {
-          while (!*stop) {
+        [this, pinger, stop, weak, sub]() -> asio::awaitable<void> {
+          for (bool first = true; !*stop; first = false) {
             auto socket = weak.lock();
             if (!socket || !socket->is_open()) break;
+            if (auto ended = first ? std::nullopt : recheck(server_, *sub)) {
+              spdlog::info("closing a subscription of key {}: {}", sub->caller.access_key, *ended);
+              co_await socket->close({websocket::close_code::policy_error, *ended});
+              break;
+            }
             socket->send(R"({"name":"ping"})", false);
             socket.reset();
             pinger->expires_after(std::chrono::seconds(5));

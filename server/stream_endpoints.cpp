@@ -4,6 +4,7 @@
 #include "common/jwt.hpp"
 #include "common/time_util.hpp"
 #include "server/agent_hub.hpp"
+#include "server/auth.hpp"
 #include "server/query.hpp"
 #include "server/stream_broker.hpp"
 
@@ -211,17 +212,11 @@ Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpReque
   auto allowed = server.db->read([&](db::Connection& c) -> int {
     auto host = c.query_one("SELECT projectId, state FROM hosts WHERE id = ?", {v.host_id});
     if (host.is_null() || host["state"] == "inactive") return 404;
-    auto key = c.query_one("SELECT id FROM api_keys WHERE publicValue = ? AND state = 'active' AND (expiresAt IS NULL "
-                           "OR expiresAt > ?)",
-                           {v.claims["sub"].get<std::string>(), time_util::now_ms()});
-    if (key.is_null()) return 403;
-    auto caller = c.query_one(
-        "SELECT k.projectId AS keyProject, a.kind, m.role FROM api_keys k LEFT JOIN accounts a ON a.id = k.accountId "
-        "LEFT JOIN project_members m ON m.accountId = k.accountId AND m.projectId = ? WHERE k.publicValue = ?",
-        {db::from_json(host["projectId"]), v.claims["sub"].get<std::string>()});
-    const bool ok = caller["kind"] == "admin" || caller["keyProject"] == host["projectId"] ||
-                    caller["role"] == "owner" || caller["role"] == "member";
-    return ok ? 200 : 403;
+    // The key, its account and its memberships as they stand now: any of
+    // them deactivated or removed since the token was issued refuses it.
+    auto caller = caller_of_key(c, v.claims["sub"].get<std::string>(), time_util::now_ms());
+    if (!caller.ok()) return 403;
+    return caller.value().role_in(host["projectId"].get<std::int64_t>()) >= Role::member ? 200 : 403;
   });
   if (!allowed) return refuse(ApiError::internal());
   if (*allowed == 404) return refuse(ApiError::unavailable("the host is not available"));

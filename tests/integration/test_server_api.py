@@ -1230,6 +1230,32 @@ class AccountsAndScopingTest(ServerTestCase):
             Subscriber(self.server, auth=eve_auth)
         self.assertEqual(e.exception.status_code, 401)
 
+    def test_subscriptions_end_when_access_ends(self):
+        # Each subscription is open when its access ends, and must close
+        # (1008, within two 5 s pings), not go on seeing the project.
+        frank, frank_key, frank_auth = self.create_account_with_key("frank")
+        grace, _, grace_auth = self.create_account_with_key("grace")
+        heidi, heidi_key, heidi_auth = self.create_account_with_key("heidi")
+        proj = self.create_project("revoked-" + str(now_ms()))
+        frank_member = self.add_member(proj, frank, "member")
+        self.add_member(proj, grace, "member")
+        self.add_member(proj, heidi, "member")
+        path = "/v1/projects/%s/subscribe" % proj["id"]
+        subs = {name: Subscriber(self.server, auth=auth, path=path)
+                for name, auth in (("frank", frank_auth), ("grace", grace_auth), ("heidi", heidi_auth))}
+        for sub in subs.values():
+            self.addCleanup(sub.close)
+        self.api.ok("DELETE", frank_member["links"]["self"])   # frank leaves the project
+        self.api.ok("POST", grace["actions"]["deactivate"])    # grace's account is deactivated
+        self.api.ok("POST", heidi_key["actions"]["deactivate"])  # heidi's key is revoked
+        for name in ("frank", "grace", "heidi"):
+            with self.subTest(name):
+                self.assertEqual(subs[name].wait_closed(timeout=15), 1008)
+        # None of them saw a token made after the close.
+        token = self.create_token(project=proj, name="after")
+        for name, sub in subs.items():
+            self.assertFalse(sub.events(resource_change("registrationToken", token["id"])), name)
+
     def test_removed_project_key_is_401(self):
         c = self.create_project("short-lived")
         key = self.api.ok("POST", c["links"]["apiKeys"], json={}, status=201)
@@ -1439,7 +1465,7 @@ class RateLimitTest(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.keys = [cls.api.ok("POST", "/v1/apiKeys", json={"name": "k%d" % i}, status=201) for i in range(3)]
+        cls.keys = [cls.api.ok("POST", "/v1/apiKeys", json={"name": "k%d" % i}, status=201) for i in range(4)]
 
     def client(self, n):
         return self.server.session((self.keys[n]["publicValue"], self.keys[n]["secretValue"]))
@@ -1464,6 +1490,19 @@ class RateLimitTest(ServerTestCase):
         self.assertIn("X-RateLimit-Remaining", r.headers)
         # Unauthenticated answers have no bucket to tell about.
         self.assertNotIn("X-RateLimit-Limit", self.server.session(auth=False).get("/v1").headers)
+
+    def test_opening_subscriptions_counts_against_the_limit(self):
+        auth = (self.keys[3]["publicValue"], self.keys[3]["secretValue"])
+        for n in range(60):
+            try:
+                Subscriber(self.server, auth=auth).close()
+            except websocket.WebSocketBadStatusException as e:
+                self.assertEqual(e.status_code, 429)
+                break
+        else:
+            self.fail("never limited")
+        self.assertGreaterEqual(n, 29)
+        self.assertLessEqual(n, 32)
 
     def test_429_after_the_bucket_empties(self):
         c = self.client(1)

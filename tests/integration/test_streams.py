@@ -695,6 +695,28 @@ class RefusalTest(StreamTestCase):
         self.assertIn(r.status_code, (403, 404), r.text)
         self.assertEqual(self.agent_stream_lines(), opened)
 
+    def test_deactivating_an_account_refuses_its_tokens_and_ends_its_streams(self):
+        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
+        c = self.wait_container(cid, pred=lambda x: x["state"] == "running")
+        account = self.api.ok("POST", "/v1/accounts", json={"name": "erin-" + uuid.uuid4().hex[:6]}, status=201)
+        key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
+        erin = self.server.session((key["publicValue"], key["secretValue"]))
+        self.api.ok("POST", self.project["links"]["projectMembers"],
+                    json={"accountId": account["id"], "role": "member"}, status=201)
+        live = Stream(self.server, self.access(c, "logs", api=erin, follow=True))
+        self.addCleanup(live.close)
+        live.read_until("tick")
+        unused = self.access(c, "logs", api=erin, follow=False)
+
+        self.api.ok("POST", account["links"]["self"] + "?action=deactivate")
+        deadline = time.monotonic() + 15
+        while live.close_code is None:
+            self.assertLess(time.monotonic(), deadline, "the stream went on after the account was deactivated")
+            live.recv()
+        # The key itself is still active: its account is what was deactivated.
+        self.assertEqual(self.api.ok("GET", key["links"]["self"])["state"], "active")
+        self.assertEqual(refusal(self.server, unused), 403)
+
     def test_the_agent_checks_tokens_itself(self):
         cid, c = self.container()
         base = claims_of(self.access(c, "logs", follow=False)["token"])
