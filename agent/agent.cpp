@@ -39,7 +39,14 @@ class Agent {
   ExitStatus run() {
     signals_.async_wait([this](error_code ec, int signal) {
       if (ec) return;
-      spdlog::info("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+      const char* name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+      // Cut short, the hand-over could leave the host with no agent at all:
+      // the old container stopped, the new one not yet started.
+      if (handing_over_) {
+        spdlog::info("{}: stopping once the new agent container has taken over", name);
+        return;
+      }
+      spdlog::info("{}: stopping", name);
       finish({kExitOk, ""});
     });
     asio::co_spawn(io_, start(), [this](std::exception_ptr e) {
@@ -153,6 +160,7 @@ class Agent {
   // Starts the long-running agent container and says, in one line, which
   // host this is.
   asio::awaitable<void> hand_over(const json& self, bool registered_now) {
+    handing_over_ = true;  // it ends in finish(), whatever happens
     auto spec = agent_container_spec(self, options_, state_);
     if (!spec) co_return finish(spec.error());
     auto started = co_await start_agent_container(*docker_, std::move(*spec));
@@ -213,7 +221,13 @@ class Agent {
     docker_callbacks.on_synced = [this] {
       if (!connection_->in_session()) return;
       snapshot_pending_ = false;
-      connection_->send(encode_snapshot(host_json(), monitor_->containers(), monitor_->images()));
+      auto parts = encode_snapshot(host_json(), monitor_->containers(), monitor_->images());
+      if (parts.size() > 1) {
+        spdlog::warn("the snapshot of {} containers and {} images is over {} MiB: sent as {} messages, so the server "
+                     "cannot see what was removed meanwhile",
+                     monitor_->containers().size(), monitor_->images().size(), kMaxMessageBytes >> 20, parts.size());
+      }
+      for (auto& part : parts) connection_->send(std::move(part));
     };
     docker_callbacks.on_unreachable = [this] {
       if (connection_->in_session()) connection_->send(encode_message(host_message(host_json())));
@@ -280,6 +294,7 @@ class Agent {
   AsyncEvent report_wake_;
   std::optional<ExitStatus> exit_;
   bool stopping_ = false;
+  bool handing_over_ = false;  // a bootstrap replacing the agent container
   bool snapshot_pending_ = false;
   State state_;
   std::shared_ptr<DockerClient> docker_;

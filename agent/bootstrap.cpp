@@ -87,6 +87,9 @@ Result<json, ExitStatus> agent_container_spec(const json& self, const Options& o
 
   json hc = {
       {"NetworkMode", "host"},
+      // The host's pid namespace: an exec whose user went away is ended by
+      // signalling its process, which the agent must be able to see.
+      {"PidMode", "host"},
       {"RestartPolicy", {{"Name", "unless-stopped"}}},
       {"Privileged", host_config.value("Privileged", false)},
   };

@@ -1,5 +1,6 @@
 #include "agent/messages.hpp"
 
+#include "common/json_limits.hpp"
 #include "common/time_util.hpp"
 
 #include <algorithm>
@@ -220,6 +221,8 @@ json image_removed_message(std::string_view docker_id) {
 }
 
 Result<ServerMessage> parse_server_message(std::string_view text) {
+  // A welcome's JWKS nests 4 deep: far deeper is no server of ours.
+  if (!json_depth_within(text, 32)) return fail(Errc::invalid_input, "nests too deep");
   auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return fail(Errc::invalid_input, "not a JSON object");
   auto type = j.find("type");
@@ -245,12 +248,23 @@ std::string encode_message(const json& message) {
   return message.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string encode_snapshot(const json& host, const json& containers, const json& images) {
+std::vector<std::string> encode_snapshot(const json& host, const json& containers, const json& images) {
   std::string out = encode_message(snapshot_message(host, containers, images));
-  if (out.size() <= kMaxMessageBytes) return out;
+  if (out.size() <= kMaxMessageBytes) return {std::move(out)};
   json lean = containers;
   for (auto& c : lean) c["labels"] = json::object();
-  return encode_message(snapshot_message(host, lean, images));
+  out = encode_message(snapshot_message(host, lean, images));
+  if (out.size() <= kMaxMessageBytes) return {std::move(out)};
+  // Still too large for one message (the server would refuse it, and the
+  // next session would send it again): each container and image on its own.
+  std::vector<std::string> parts{encode_message(host_message(host))};
+  parts.reserve(1 + containers.size() + images.size());
+  for (std::size_t i = 0; i < containers.size(); ++i) {
+    out = encode_message(container_message(containers[i]));
+    parts.push_back(out.size() <= kMaxMessageBytes ? std::move(out) : encode_message(container_message(lean[i])));
+  }
+  for (const auto& image : images) parts.push_back(encode_message(image_message(image)));
+  return parts;
 }
 
 }  // namespace paddock::agent

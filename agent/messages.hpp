@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace paddock::agent {
 
@@ -65,8 +66,11 @@ Result<ServerMessage> parse_server_message(std::string_view text);
 std::string encode_message(const nlohmann::json& message);
 
 // The snapshot's encoding, shrunk to fit kMaxMessageBytes when a host has
-// very many containers: container labels go first (they are the bulk).
-std::string encode_snapshot(const nlohmann::json& host, const nlohmann::json& containers,
+// very many containers: container labels go first (they are the bulk). If
+// it still does not fit, the host, each container and each image as a
+// message of its own: the server then adds and updates, but cannot tell
+// what is gone until a snapshot fits again.
+std::vector<std::string> encode_snapshot(const nlohmann::json& host, const nlohmann::json& containers,
                             const nlohmann::json& images);
 
 }  // namespace paddock::agent

@@ -94,6 +94,7 @@ TEST(AgentContainerSpec, SameImageAndMountsOnTheHostNetworkRestartedByDocker) {
   const json& s = *spec;
   EXPECT_EQ(s["Image"], "paddock/agent:0.2.0");
   EXPECT_EQ(s["HostConfig"]["NetworkMode"], "host");
+  EXPECT_EQ(s["HostConfig"]["PidMode"], "host");
   EXPECT_EQ(s["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");
   EXPECT_EQ(s["HostConfig"]["Privileged"], true);
   EXPECT_EQ(s["HostConfig"]["Binds"], bootstrap_container()["HostConfig"]["Binds"]);

@@ -140,10 +140,36 @@ TEST(Messages, HugeSnapshotShedsContainerLabelsToFit) {
     c["labels"] = labels;
     containers.push_back(c);
   }
-  const auto text = encode_snapshot({{"name", "h"}}, containers, json::array());
-  EXPECT_LE(text.size(), kMaxMessageBytes);
-  auto parsed = json::parse(text);
+  const auto parts = encode_snapshot({{"name", "h"}}, containers, json::array());
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_LE(parts[0].size(), kMaxMessageBytes);
+  auto parsed = json::parse(parts[0]);
+  EXPECT_EQ(parsed["type"], "snapshot");
   EXPECT_EQ(parsed["containers"].size(), 300u);
+  EXPECT_EQ(parsed["containers"][0]["labels"], json::object());
+}
+
+TEST(Messages, SnapshotTooLargeEvenWithoutLabelsGoesOutPieceByPiece) {
+  json containers = json::array();
+  for (int i = 0; i < 1200; ++i) {
+    auto c = *container_from_docker(docker_container());
+    c["dockerId"] = std::string(60, 'a') + std::to_string(1000 + i);
+    c["command"] = std::string(4000, 'c');
+    c["labels"] = json{{"big", std::string(2000, 'v')}};
+    containers.push_back(c);
+  }
+  json images = json::array({json{{"dockerId", std::string(64, 'f')}}});
+  const auto parts = encode_snapshot({{"name", "h"}}, containers, images);
+  ASSERT_EQ(parts.size(), 1u + 1200u + 1u);
+  EXPECT_EQ(json::parse(parts[0]), (json{{"type", "host"}, {"host", {{"name", "h"}}}}));
+  for (std::size_t i = 1; i <= 1200; ++i) {
+    EXPECT_LE(parts[i].size(), kMaxMessageBytes);
+    auto m = json::parse(parts[i]);
+    ASSERT_EQ(m["type"], "container");
+    EXPECT_EQ(m["container"]["dockerId"], containers[i - 1]["dockerId"]);
+    EXPECT_EQ(m["container"]["labels"], containers[i - 1]["labels"]);  // whole again: one fits
+  }
+  EXPECT_EQ(json::parse(parts.back()), (json{{"type", "image"}, {"image", images[0]}}));
 }
 
 TEST(ServerMessages, Welcome) {
@@ -152,6 +178,13 @@ TEST(ServerMessages, Welcome) {
   EXPECT_EQ(m->type, ServerMessage::Type::welcome);
   EXPECT_EQ(m->host_id, "1h5");
   EXPECT_EQ(m->jwks, (json{{"keys", json::array()}}));
+}
+
+TEST(ServerMessages, DeepNestingIsRefusedUnparsed) {
+  const std::string deep = R"({"type":"welcome","jwks":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto m = parse_server_message(deep);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message, "nests too deep");
 }
 
 TEST(ServerMessages, OpenAndUnknown) {

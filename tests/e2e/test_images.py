@@ -257,6 +257,7 @@ class ImagesEndToEnd(unittest.TestCase):
         self.assertTrue(agent["State"]["Running"])
         self.assertEqual(agent["Config"]["Image"], self.agent_image)
         self.assertEqual(agent["HostConfig"]["NetworkMode"], "host")
+        self.assertEqual(agent["HostConfig"]["PidMode"], "host")
         self.assertEqual(agent["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped")
         self.assertEqual(agent["Config"]["Labels"]["io.paddock.host-id"], host["id"])
         self.assertEqual(sorted(m["Destination"] for m in agent["Mounts"]), ["/var/lib/paddock", "/var/run/docker.sock"])
@@ -285,6 +286,13 @@ class ImagesEndToEnd(unittest.TestCase):
         shell.send(0, "echo sum-$((40+2)); exit 3\n")
         self.assertIn(b"sum-42", shell.output(shell.collect(), STDOUT))
         self.assertEqual(shell.status, {"status": "Failure", "exitCode": 3})
+
+        # The user going away ends the exec's process: the agent can see and
+        # signal it in the host's pid namespace.
+        sleeper = self.stream(container, "execute", command=["sleep", "7773"], tty=True)
+        wait_for(lambda: "7773" in self.dockerd.docker("top", cid), 20, message="the exec runs")
+        sleeper.ws.close()
+        wait_for(lambda: "7773" not in self.dockerd.docker("top", cid), 10, message="the exec process gone")
 
         stats = self.stream(container, "stats")
         kind, text = stats.recv()
