@@ -41,6 +41,15 @@ std::shared_ptr<StreamBroker::Stream> StreamBroker::join(const std::string& jti,
   return s;
 }
 
+bool StreamBroker::joined_or_abandon(const std::string& jti) {
+  std::lock_guard lock(mutex_);
+  auto it = streams_.find(jti);
+  if (it == streams_.end()) return false;
+  if (it->second->agent) return true;
+  streams_.erase(it);
+  return false;
+}
+
 void StreamBroker::finish(const std::string& jti) {
   std::lock_guard lock(mutex_);
   streams_.erase(jti);

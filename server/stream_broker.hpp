@@ -40,6 +40,10 @@ class StreamBroker {
   // The agent's side arrives: joins it and wakes the user's side. Null when
   // no user waits under that jti (or an agent already joined).
   std::shared_ptr<Stream> join(const std::string& jti, std::int64_t host_id, std::shared_ptr<WebSocket> agent);
+  // The user's side, once its wait is over: whether the agent has joined.
+  // If not, the stream is given up under the same lock, so an agent coming
+  // just now is refused rather than joined to a user who was told it failed.
+  bool joined_or_abandon(const std::string& jti);
   void finish(const std::string& jti);
 
   // End every stream of a host / of an API key (deactivation, revocation).

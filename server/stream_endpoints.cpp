@@ -237,7 +237,7 @@ Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpReque
     } else {
       stream->waiting->expires_after(kAgentDialTimeout);
       co_await stream->waiting->async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!stream->agent) {
+      if (!server.streams->joined_or_abandon(v.jti)) {
         send_status_and_close(ws, R"({"status":"Failure","message":"the host's agent did not open the stream in time"})");
       } else {
         co_await pump(ws, stream->agent);
