@@ -8,22 +8,26 @@ samples every --interval seconds for --duration seconds, after --warmup:
 
   VmRSS, VmHWM, RssAnon/RssFile and CPU (utime+stime from /proc/PID/stat)
 
-of the agent and, side by side in the same run, of the baselines: dockerd
+of the agent (with GNUTLS_NO_IMPLICIT_INIT=1, as its image and systemd
+unit run it) and, side by side in the same run, of the baselines: dockerd
 itself, a `docker events` client following the same daemon (a minimal
 Docker event follower), `paddock-curl-floor` (bench/curl_floor.cpp: Debian's
 libcurl initialized and one GET /version on the same socket, then idle: the
 floor of any libcurl-based Docker client) and an idle `sleep` (the floor of
 any process).
 Prints one line per sample and a summary: RSS first/last/max, the slope of
-a least-squares fit (KiB per hour) and CPU as % of one core.
+a least-squares fit (KiB per hour) and CPU as % of one core; with
+--mappings N, the agent's N largest mappings by resident size at the end.
 
     bench/agent_footprint.py [--bin-dir build] [--containers 50]
                              [--duration 120] [--interval 10] [--warmup 20]
+                             [--mappings N]
 """
 
 import argparse
 import csv
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -58,6 +62,22 @@ def proc_status(pid):
     return out
 
 
+def rss_by_mapping(pid):
+    """[(KiB resident, KiB private dirty, name)] of /proc/PID/smaps, one row per file or kind of
+    anonymous memory, largest first: what the resident set is made of."""
+    rows = {}
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                name = head[5] if len(head) > 5 else "[anonymous]"
+            elif head[0] in ("Rss:", "Private_Dirty:"):
+                row = rows.setdefault(name, [0, 0])
+                row[0 if head[0] == "Rss:" else 1] += int(head[1])
+    return sorted(((r, d, n) for n, (r, d) in rows.items()), reverse=True)
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         stat = f.read()
@@ -89,9 +109,15 @@ def main():
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds after the agent reported all containers")
     ap.add_argument("--report-interval", default="30s", help="the agent's --report-interval (its default: 30s)")
     ap.add_argument("--csv", help="also write every sample to this CSV file")
+    ap.add_argument("--mappings", type=int, default=0, metavar="N",
+                    help="at the end, print the agent's N largest mappings by resident size")
     args = ap.parse_args()
 
     bin_dir = os.path.abspath(args.bin_dir)
+    # As the agent image and the systemd unit run it (and the curl floor
+    # beside it, alike): GnuTLS, which libcurl loads only through librtmp,
+    # is not set up.
+    os.environ.setdefault("GNUTLS_NO_IMPLICIT_INIT", "1")
     tmp = tempfile.mkdtemp(prefix="pdk-fp-")
     dockerd = PrivateDockerd()
     server = None
@@ -165,6 +191,10 @@ def main():
                 n, rss[0], rss[-1], max(rss), last["VmHWM"], last.get("RssAnon", 0), last.get("RssFile", 0),
                 last.get("Pss", 0),
                 slope_per_hour([(t, st["VmRSS"]) for t, st, _ in rows]), 100.0 * rows[-1][2] / elapsed))
+        if args.mappings:
+            print("\nthe agent's resident set by mapping (KiB): resident, private dirty, file")
+            for rss, dirty, name in rss_by_mapping(agent.pid)[:args.mappings]:
+                print("%8d %8d  %s" % (rss, dirty, name))
         return 0
     finally:
         tear_down((agent, events, floor, idle), server, dockerd, tmp)

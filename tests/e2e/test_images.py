@@ -258,6 +258,7 @@ class ImagesEndToEnd(unittest.TestCase):
         self.assertEqual(agent["Config"]["Image"], self.agent_image)
         self.assertEqual(agent["HostConfig"]["NetworkMode"], "host")
         self.assertEqual(agent["HostConfig"]["PidMode"], "host")
+        self.assertIn("GNUTLS_NO_IMPLICIT_INIT=1", agent["Config"]["Env"])
         self.assertEqual(agent["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped")
         self.assertEqual(agent["Config"]["Labels"]["io.paddock.host-id"], host["id"])
         self.assertEqual(sorted(m["Destination"] for m in agent["Mounts"]), ["/var/lib/paddock", "/var/run/docker.sock"])
