@@ -71,6 +71,6 @@ std::string encode_message(const nlohmann::json& message);
 // message of its own: the server then adds and updates, but cannot tell
 // what is gone until a snapshot fits again.
 std::vector<std::string> encode_snapshot(const nlohmann::json& host, const nlohmann::json& containers,
-                            const nlohmann::json& images);
+                                         const nlohmann::json& images);
 
 }  // namespace paddock::agent

@@ -113,8 +113,9 @@ HttpResponse post_registration(Api& api, ServerContext& server, const AgentHub& 
         throw ApiAbort({409, "HostConflict",
                         "a machine with this machine id is connected as host " + api.type("host")->def().id_prefix +
                             std::to_string(id) +
-                            "; a cloned machine needs its own /etc/machine-id, and on the same machine stop the "
-                            "running paddock-agent first",
+                            "; a cloned machine needs a machine id of its own (/etc/machine-id, or the "
+                            "machine-id file in the agent's state directory), and on the same machine the running "
+                            "paddock-agent must stop first",
                         {}});
       }
       c.exec("UPDATE hosts SET credentialKey = ?, credentialSalt = ?, credentialHash = ?, registrationTokenId = ? "
