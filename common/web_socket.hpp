@@ -112,6 +112,8 @@ namespace detail {
 
 template <class NextLayer>
 class WebSocketImpl final : public WebSocket {
+  static constexpr std::chrono::seconds kCloseTimeout{5};
+
  public:
   WebSocketImpl(WebSocketStream<NextLayer> ws, beast::role_type role)
       : ws_(std::move(ws)), client_(role == beast::role_type::client) {
@@ -175,19 +177,27 @@ class WebSocketImpl final : public WebSocket {
 
   void close_soon(websocket::close_reason reason) override {
     auto self = std::static_pointer_cast<WebSocketImpl>(shared_from_this());
+    // The close waits for the write in progress, and a peer that reads
+    // nothing holds that write forever: cut the connection off if the close
+    // has not ended within the time a silent peer gets to answer it.
+    auto deadline = std::make_shared<asio::steady_timer>(ws_.get_executor(), kCloseTimeout);
+    deadline->async_wait([self](error_code ec) {
+      if (!ec) self->abort();
+    });
     asio::co_spawn(
         ws_.get_executor(),
-        [self, reason]() -> asio::awaitable<void> {
+        [self, reason, deadline]() -> asio::awaitable<void> {
           // A peer that never answers the close is cut off by the WebSocket's
           // handshake timeout (which also bounds the close handshake). The
           // TCP layer's own timer must stay unused under the WebSocket's.
           websocket::stream_base::timeout t{};
           self->ws_.get_option(t);
           if (t.handshake_timeout == websocket::stream_base::none()) {
-            t.handshake_timeout = std::chrono::seconds(5);
+            t.handshake_timeout = kCloseTimeout;
             self->ws_.set_option(t);
           }
           co_await self->close(reason);
+          deadline->cancel();
         },
         asio::detached);
   }

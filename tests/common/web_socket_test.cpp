@@ -8,10 +8,15 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -176,6 +181,42 @@ TEST_P(WriteBatch, AfterCloseFailsAndSendsNothing) {
   const auto before = pair.writes();
   EXPECT_EQ(pair.write_batch(sample_batch()), websocket::error::closed);
   EXPECT_EQ(pair.writes(), before);
+}
+
+// On loopback TCP: the peer completes the handshake, then reads nothing.
+// Our end writes a message far larger than the socket buffers, so the write
+// never completes on its own, and close_soon() must still end the socket.
+TEST(CloseSoon, EndsTheSocketWhileAWriteIsStuck) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  websocket::stream<asio::ip::tcp::socket> peer(io);
+  std::shared_ptr<WebSocket> ours;
+  std::optional<error_code> written;
+  auto accept = [&]() -> asio::awaitable<void> {
+    co_await acceptor.async_accept(peer.next_layer(), asio::use_awaitable);
+    co_await peer.async_accept(asio::use_awaitable);
+  };
+  auto connect = [&]() -> asio::awaitable<void> {
+    WebSocketStream<beast::tcp_stream> ws(co_await asio::this_coro::executor);
+    co_await beast::get_lowest_layer(ws).async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+    co_await ws.async_handshake("localhost", "/", asio::use_awaitable);
+    ours = make_web_socket(std::move(ws), beast::role_type::client);
+    auto huge = std::make_shared<std::string>(64 << 20, 'x');
+    // Takes the write turn first; the close below waits behind it.
+    asio::co_spawn(
+        io,
+        [&written, ws = ours, huge]() -> asio::awaitable<void> {
+          written = co_await ws->write(asio::buffer(*huge), true);
+        },
+        asio::detached);
+    ours->close_soon({websocket::close_code::going_away, "stopping"});
+  };
+  asio::co_spawn(io, accept(), asio::detached);
+  asio::co_spawn(io, connect(), asio::detached);
+  io.run_for(std::chrono::seconds(30));  // returns early once all is done
+  ASSERT_TRUE(written.has_value()) << "the write still hangs, and the close behind it";
+  EXPECT_TRUE(*written) << "the stuck write ended by the cut, not by success";
+  EXPECT_FALSE(ours->is_open());
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, WriteBatch,
