@@ -1,5 +1,10 @@
+#include "server/auth.hpp"
 #include "server/resource_types.hpp"
+#include "server/server_context.hpp"
+#include "server/stream_broker.hpp"
 #include "server/transaction.hpp"
+
+#include "common/time_util.hpp"
 
 namespace paddock::server {
 
@@ -53,15 +58,39 @@ class ProjectMemberType final : public ResourceType {
   db::Row update(db::Connection& c, const RequestContext& ctx, const db::Row& row,
                  const nlohmann::json& input) override {
     if (input.contains("role") && input["role"] != "owner") guard_last_owner(c, row);
-    return ResourceType::update(c, ctx, row, input);
+    auto updated = ResourceType::update(c, ctx, row, input);
+    end_streams_without_access(c, ctx, row, "the account's role in the project changed");
+    return updated;
   }
 
   db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
     guard_last_owner(c, row);
-    return ResourceType::remove(c, ctx, row);
+    auto removed = ResourceType::remove(c, ctx, row);
+    end_streams_without_access(c, ctx, row, "the account is no longer a member of the project");
+    return removed;
   }
 
  private:
+  // Streams need the member role. Once the change is made, any key of the
+  // account that no longer has it on the project loses its streams to the
+  // project's hosts (an admin's keys keep theirs).
+  static void end_streams_without_access(db::Connection& c, const RequestContext& ctx, const db::Row& row,
+                                         const std::string& reason) {
+    const auto project_id = row["projectId"].get<std::int64_t>();
+    std::vector<std::int64_t> hosts;
+    for (const auto& h : c.query("SELECT id FROM hosts WHERE projectId = ?", {project_id})) {
+      hosts.push_back(h["id"].get<std::int64_t>());
+    }
+    if (hosts.empty()) return;
+    const auto now = time_util::now_ms();
+    for (const auto& key : c.query("SELECT publicValue FROM api_keys WHERE accountId = ?", {row["accountId"].get<std::int64_t>()})) {
+      const auto access_key = key["publicValue"].get<std::string>();
+      auto caller = caller_of_key(c, access_key, now);
+      if (caller.ok() && caller.value().role_in(project_id) >= Role::member) continue;
+      ctx.server->streams->close_key_on_hosts(access_key, hosts, reason);
+    }
+  }
+
   // A project keeps at least one owner once it has one.
   static void guard_last_owner(db::Connection& c, const db::Row& row) {
     if (row["role"] != "owner") return;

@@ -4,6 +4,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+
 namespace paddock::server {
 
 bool StreamBroker::consume(const std::string& jti, std::int64_t exp) {
@@ -80,6 +82,15 @@ void StreamBroker::close_host(std::int64_t host_id, const std::string& reason) {
 
 void StreamBroker::close_key(const std::string& access_key, const std::string& reason) {
   close_where([&access_key](const Stream& s) { return s.access_key == access_key; }, reason);
+}
+
+void StreamBroker::close_key_on_hosts(const std::string& access_key, const std::vector<std::int64_t>& host_ids,
+                                      const std::string& reason) {
+  close_where(
+      [&](const Stream& s) {
+        return s.access_key == access_key && std::find(host_ids.begin(), host_ids.end(), s.host_id) != host_ids.end();
+      },
+      reason);
 }
 
 std::size_t StreamBroker::open_streams() const {

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace paddock::server {
 
@@ -49,6 +50,9 @@ class StreamBroker {
   // End every stream of a host / of an API key (deactivation, revocation).
   void close_host(std::int64_t host_id, const std::string& reason);
   void close_key(const std::string& access_key, const std::string& reason);
+  // End the streams one key holds open to some hosts (it lost their project).
+  void close_key_on_hosts(const std::string& access_key, const std::vector<std::int64_t>& host_ids,
+                          const std::string& reason);
   std::size_t open_streams() const;
 
  private:

@@ -717,6 +717,48 @@ class RefusalTest(StreamTestCase):
         self.assertEqual(self.api.ok("GET", key["links"]["self"])["state"], "active")
         self.assertEqual(refusal(self.server, unused), 403)
 
+    def test_losing_the_member_role_ends_the_accounts_streams_on_the_project(self):
+        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
+        c = self.wait_container(cid, pred=lambda x: x["state"] == "running")
+        account = self.api.ok("POST", "/v1/accounts", json={"name": "fay-" + uuid.uuid4().hex[:6]}, status=201)
+        key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
+        fay = self.server.session((key["publicValue"], key["secretValue"]))
+        member = self.api.ok("POST", self.project["links"]["projectMembers"],
+                             json={"accountId": account["id"], "role": "member"}, status=201)
+
+        def live_stream():
+            s = Stream(self.server, self.access(c, "logs", api=fay, follow=True))
+            self.addCleanup(s.close)
+            s.read_until("tick")
+            return s
+
+        def ended(s, why):
+            deadline = time.monotonic() + 15
+            while s.close_code is None:
+                self.assertLess(time.monotonic(), deadline, "the stream went on after " + why)
+                s.recv()
+
+        # Promoted: the stream goes on (a tick still arrives after the change).
+        live = live_stream()
+        self.api.ok("PUT", member["links"]["self"], json={"role": "owner"})
+        live.read_until("tick")
+        self.assertIsNone(live.close_code)
+        # Down to readonly: it ends, as does an admin's stream never.
+        admin_stream = Stream(self.server, self.access(c, "logs", follow=True))
+        self.addCleanup(admin_stream.close)
+        admin_stream.read_until("tick")
+        self.api.ok("PUT", member["links"]["self"], json={"role": "readonly"})
+        ended(live, "the account became readonly")
+        admin_stream.read_until("tick")
+        self.assertIsNone(admin_stream.close_code)
+        # Member again, then removed from the project: it ends.
+        self.api.ok("PUT", member["links"]["self"], json={"role": "member"})
+        live = live_stream()
+        self.api.ok("DELETE", member["links"]["self"])
+        ended(live, "the account left the project")
+        admin_stream.read_until("tick")
+        self.assertIsNone(admin_stream.close_code)
+
     def test_the_agent_checks_tokens_itself(self):
         cid, c = self.container()
         base = claims_of(self.access(c, "logs", follow=False)["token"])
