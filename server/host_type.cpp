@@ -89,10 +89,7 @@ class HostType final : public ResourceType {
   }
 
   db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
-    c.exec("INSERT OR REPLACE INTO removed_hosts (credentialKey, hostUuid, removed) VALUES (?, ?, ?)",
-           {row["credentialKey"].get<std::string>(), row["uuid"].get<std::string>(), time_util::now_ms()});
-    agents_.close(row["id"].get<std::int64_t>(), {static_cast<websocket::close_code>(4410), "host removed"});
-    ctx.server->streams->close_host(row["id"].get<std::int64_t>(), "the host was removed");
+    retire_host(c, *ctx.server, row);
     return ResourceType::remove(c, ctx, row);
   }
 
@@ -173,6 +170,13 @@ class ImageType final : public ResourceType {
 };
 
 }  // namespace
+
+void retire_host(db::Connection& c, ServerContext& server, const db::Row& host) {
+  c.exec("INSERT OR REPLACE INTO removed_hosts (credentialKey, hostUuid, removed) VALUES (?, ?, ?)",
+         {host["credentialKey"].get<std::string>(), host["uuid"].get<std::string>(), time_util::now_ms()});
+  server.agents->close(host["id"].get<std::int64_t>(), {static_cast<websocket::close_code>(4410), "host removed"});
+  server.streams->close_host(host["id"].get<std::int64_t>(), "the host was removed");
+}
 
 std::unique_ptr<ResourceType> make_host_type(AgentHub& agents) { return std::make_unique<HostType>(agents); }
 std::unique_ptr<ResourceType> make_container_type() { return std::make_unique<ContainerType>(); }

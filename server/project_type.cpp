@@ -36,6 +36,11 @@ class ProjectType final : public ResourceType {
 
   db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
     if (!ctx.caller->admin) throw ApiAbort(ApiError::forbidden("only admins remove projects"));
+    // The store deletes the project's hosts with it; their agents and
+    // streams are told here.
+    for (const auto& host : c.query("SELECT * FROM hosts WHERE projectId = ?", {row["id"].get<std::int64_t>()})) {
+      retire_host(c, *ctx.server, host);
+    }
     return ResourceType::remove(c, ctx, row);
   }
 

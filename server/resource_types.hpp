@@ -29,6 +29,10 @@ std::unique_ptr<ResourceType> make_registration_token_type(std::function<void()>
 
 class AgentHub;
 std::unique_ptr<ResourceType> make_host_type(AgentHub& agents);
+// What removing a host does besides deleting its row (directly or with its
+// project): its credential is remembered, so its agent hears that the host
+// was removed rather than a bare 401, and its connection and streams end.
+void retire_host(db::Connection& c, ServerContext& server, const db::Row& host);
 std::unique_ptr<ResourceType> make_container_type();
 std::unique_ptr<ResourceType> make_image_type();
 

@@ -419,6 +419,19 @@ class HostLifecycleTest(AgentTestCase):
         self.assertEqual(code, 2, out)
         self.assertIn("this host was removed", out)
 
+    def test_removing_the_project_stops_its_agents(self):
+        project = self.api.ok("POST", "/v1/projects", json={"name": "gone-" + uuid.uuid4().hex[:6]}, status=201)
+        token = self.api.ok("POST", project["links"]["registrationTokens"], json={}, status=201)
+        token = self.api.wait_settled(token["links"]["self"])
+        a, host_id = self.register(token=token)
+        self.api.ok("DELETE", project["links"]["self"])
+        self.assertEqual(a.wait(), 2, a.output())
+        self.assertIn("this host was removed", a.output())
+        self.assertEqual(self.api.request("GET", "/v1/hosts/" + host_id).status_code, 404)
+        code, out = a.run()
+        self.assertEqual(code, 2, out)
+        self.assertIn("this host was removed", out)
+
     def test_deactivated_host_stops_the_agent(self):
         a, host_id = self.register()
         self.api.ok("POST", "/v1/hosts/" + host_id + "?action=deactivate")
