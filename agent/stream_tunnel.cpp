@@ -20,6 +20,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +63,12 @@ constexpr auto kDialTimeout = 10s;
 constexpr auto kFirstMessageWait = 250ms;
 // A user who vanished from an exec: its process is gone within this.
 constexpr auto kExecEndBudget = 5s;
+// Input the process has not taken yet, held so the tunnel is still read
+// (its close seen, its pings answered) while the process is busy.
+constexpr std::size_t kStdinBuffer = std::size_t{1} << 20;
+// While more than that waits, the tunnel is not read; it is looked at this
+// often, so a stream whose tunnel died does not wait on the process forever.
+constexpr auto kStdinTunnelCheck = 1s;
 constexpr std::size_t kMaxStatsLine = std::size_t{1} << 20;
 constexpr std::size_t kMaxHostContainers = 512;
 constexpr int kRelistTicks = 5;
@@ -154,7 +161,8 @@ class Session : public std::enable_shared_from_this<Session> {
         request_(std::move(request)),
         token_(std::move(token)),
         first_message_(strand_),
-        started_event_(strand_),
+        stdin_ready_(strand_),
+        stdin_room_(strand_),
         workers_changed_(strand_) {
     name_ = request_.jti.substr(0, 8);
   }
@@ -249,7 +257,8 @@ class Session : public std::enable_shared_from_this<Session> {
     cancels_.clear();
     for (auto& [id, cancel] : cancels) cancel();
     first_message_.notify();
-    started_event_.notify();
+    stdin_ready_.notify();
+    stdin_room_.notify();
     workers_changed_.notify();
   }
 
@@ -463,18 +472,45 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       co_await resize(*size);
     } else if (channel == kStdin) {
-      if (!exec_.attach_stdin) co_return;
-      while (!started_ && !tunnel_closed_ && !start_failed_) co_await started_event_.wait();
-      if (!started_ || tunnel_closed_ || !hijack_ || !hijack_->is_open() || stdin_closed_) co_return;
-      if (payload.empty()) {  // the client's end of input
-        hijack_->shutdown_send();
-        stdin_closed_ = true;
-        co_return;
+      if (!exec_.attach_stdin || stdin_closed_ || tunnel_closed_) co_return;
+      // Queued for write_stdin(); an empty payload is the client's end of input.
+      if (payload.empty()) stdin_closed_ = true;
+      stdin_queued_ += payload.size();
+      stdin_queue_.emplace_back(payload);
+      stdin_ready_.notify();
+      // A flood waits for the process to take some before the tunnel is read
+      // again: the back-pressure.
+      while (stdin_queued_ > kStdinBuffer && !stdin_closed_ && !tunnel_closed_) {
+        const bool room = co_await stdin_room_.wait_for(kStdinTunnelCheck);
+        if (!room && !ws_->is_open()) tunnel_gone();
       }
-      // Awaited: a stdin flood waits on Docker instead of piling up here.
-      auto written = co_await hijack_->write(payload);
-      if (!written) stdin_closed_ = true;
     }
+  }
+
+  // Hands queued input to the process, in order, from the exec's start until
+  // the end of input, the process's end or the tunnel's.
+  asio::awaitable<void> write_stdin() {
+    while (!tunnel_closed_ && !exec_over_ && hijack_->is_open()) {
+      if (stdin_queue_.empty()) {
+        if (stdin_closed_) break;
+        co_await stdin_ready_.wait();
+        continue;
+      }
+      const std::string chunk = std::move(stdin_queue_.front());
+      stdin_queue_.pop_front();
+      if (chunk.empty()) {
+        hijack_->shutdown_send();
+        break;
+      }
+      auto written = co_await hijack_->write(chunk);
+      stdin_queued_ -= chunk.size();
+      stdin_room_.notify();
+      if (!written) break;
+    }
+    stdin_closed_ = true;
+    stdin_queue_.clear();
+    stdin_queued_ = 0;
+    stdin_room_.notify();
   }
 
   asio::awaitable<void> resize(TermSize size) {
@@ -513,8 +549,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void settle_start(bool ok) {
     started_ = ok;
-    start_failed_ = !ok;
-    started_event_.notify();
+    if (!ok) {  // input has nowhere to go
+      stdin_closed_ = true;
+      stdin_queue_.clear();
+      stdin_queued_ = 0;
+      stdin_room_.notify();
+    }
   }
 
   asio::awaitable<std::string> run_exec() {
@@ -530,7 +570,12 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return status;
     }
     CancelScope cancel(*this, [this] { hijack_->close(); });
+    if (exec_.attach_stdin) {
+      asio::co_spawn(strand_, [self = shared_from_this()] { return self->write_stdin(); }, asio::detached);
+    }
     auto failed = co_await pump(*hijack_, exec_.tty);
+    exec_over_ = true;
+    stdin_ready_.notify();
     if (tunnel_closed_) {
       // The user is gone (or the agent stops): the process must not linger.
       co_await end_exec();
@@ -848,9 +893,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool first_message_seen_ = false;
   AsyncEvent first_message_;
   bool started_ = false;
-  bool start_failed_ = false;
-  AsyncEvent started_event_;
-  bool stdin_closed_ = false;
+  bool exec_over_ = false;  // its output ended: no more input is written
+  bool stdin_closed_ = false;  // no more input is taken
+  std::deque<std::string> stdin_queue_;
+  std::size_t stdin_queued_ = 0;  // bytes queued or being written
+  AsyncEvent stdin_ready_;
+  AsyncEvent stdin_room_;
   std::optional<TermSize> pending_size_;
 
   // hoststats

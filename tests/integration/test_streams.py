@@ -479,6 +479,28 @@ class ExecTest(StreamTestCase):
         wait_for(lambda: len([l for l in self.dockerd.docker("top", cid).splitlines() if l.rstrip().endswith(" sh")])
                  == 0, 5.0, message="the shell gone within 5 s")
 
+    def test_closing_while_the_process_takes_no_input_still_ends_it(self):
+        # Input the process never reads fills Docker's buffers and the pipe;
+        # the user's close must still be seen and the process ended.
+        cid, c = self.running()
+        s = self.open(c, "execute", command=["sleep", "7774"], tty=False)
+        wait_for(lambda: "7774" in self.dockerd.docker("top", cid), 20, message="the exec runs")
+        for _ in range(8):
+            s.send(STDIN, b"z" * 65536)
+        s.ws.close()
+        wait_for(lambda: "7774" not in self.dockerd.docker("top", cid), 10.0,
+                 message="the exec process gone within 10 s of the close")
+
+    def test_input_beyond_the_agents_buffer_waits_for_a_slow_reader(self):
+        cid, c = self.running()
+        s = self.open(c, "execute", command=["sh", "-c", "sleep 2; wc -c"], tty=False)
+        for _ in range(48):  # 3 MiB: more than the agent holds for the process
+            s.send(STDIN, b"y" * 65536)
+        s.send(STDIN, b"")
+        messages = s.collect()
+        self.assertEqual(s.output(messages).strip(), str(48 * 65536).encode())
+        self.assertEqual(s.status, {"status": "Success"})
+
     def test_exec_in_a_stopped_container_fails(self):
         cid, c = self.running()
         access = self.access(c, "execute", command=["true"])
