@@ -97,7 +97,8 @@ class Bench:
         bin_dir = self.bin_dir
         server = self.server
         server.command = lambda: [os.path.join(bin_dir, "server", "paddock-server"), "--data-dir", server.data_dir,
-                                  "--listen", "127.0.0.1:0", "--log-level", self.args.log_level, "--rate-limit", "0"]
+                                  "--listen", "127.0.0.1:0", "--log-level", self.args.log_level, "--rate-limit", "0",
+                                  "--max-websockets-per-account", "0"]
         server.start()
         self.api = server.session()
         self.auth = basic_auth_header(*server.admin)

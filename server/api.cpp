@@ -3,6 +3,7 @@
 #include "common/crypto.hpp"
 #include "common/jwt.hpp"
 #include "common/time_util.hpp"
+#include "server/socket_quota.hpp"
 #include "server/stream_broker.hpp"
 #include "server/query.hpp"
 #include "server/transaction.hpp"
@@ -794,6 +795,12 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
       return up;
     }
   }
+  auto slot = server_.sockets->take(sub->caller);
+  if (!slot) {
+    refuse(server_.sockets->refusal());
+    up.refusal->set(http::field::retry_after, "5");
+    return up;
+  }
 
   auto segs = parse_target(request.target())->segments;
   segs.erase(segs.begin());
@@ -827,7 +834,7 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
   sub->ctx.base_url = base;
   sub->ctx.server = &server_;
 
-  up.run = [this, sub](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
+  up.run = [this, sub, slot = std::move(slot)](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
     sub->ctx.caller = &sub->caller;
     metrics_.websocket_opened("subscribe");
     ws->set_read_limit(64 * 1024);

@@ -84,6 +84,10 @@ std::variant<Config, int> parse_config(int argc, char** argv) {
   app.add_option("--max-connections", config.max_connections, "Open connections accepted at once")
       ->envname("PADDOCK_MAX_CONNECTIONS")
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--max-websockets-per-account", config.max_websockets_per_account,
+                 "Streams and subscriptions an account (or a project key) may hold open at once (0: no limit)")
+      ->envname("PADDOCK_MAX_WEBSOCKETS_PER_ACCOUNT")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", config.threads, "Worker threads (0: one per core)")
       ->envname("PADDOCK_THREADS")
       ->check(CLI::Range(0, 256));

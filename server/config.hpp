@@ -22,6 +22,7 @@ struct Config {
   std::int64_t rate_limit = 100;        // requests a minute per credential; 0 = off
   std::int64_t stream_token_ttl = 60;   // seconds to open a stream
   std::int64_t max_connections = 20000;
+  std::int64_t max_websockets_per_account = 128;  // streams and subscriptions; 0 = no limit
   unsigned threads = 0;                 // 0: one per core
   std::string log_level = "info";
   std::filesystem::path web_dir;       // the API UI's files; empty: none found

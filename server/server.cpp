@@ -14,6 +14,7 @@
 #include "server/metrics.hpp"
 #include "server/resource_types.hpp"
 #include "server/server_context.hpp"
+#include "server/socket_quota.hpp"
 #include "server/stream_broker.hpp"
 #include "server/stream_endpoints.hpp"
 #include "server/stream_tokens.hpp"
@@ -43,6 +44,7 @@ struct Server::Impl {
   Metrics metrics;
   AgentHub agents;
   StreamBroker streams;
+  SocketQuota sockets;
   ServerContext context;
   std::unique_ptr<Api> api;
   std::unique_ptr<WebUi> web_ui;
@@ -50,7 +52,7 @@ struct Server::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<HeapTrimmer> heap_trimmer;
 
-  explicit Impl(Config c) : config(std::move(c)) {}
+  explicit Impl(Config c) : config(std::move(c)), sockets(config.max_websockets_per_account) {}
 
   Status open();
   std::vector<std::string> certificate_names() const;
@@ -94,6 +96,7 @@ Status Server::Impl::open() {
   context.keys = &*keys;
   context.agents = &agents;
   context.streams = &streams;
+  context.sockets = &sockets;
   context.secrets_key = *secrets;
 
   std::shared_ptr<boost::asio::ssl::context> tls_context;

@@ -13,6 +13,7 @@ namespace paddock::jwt { class KeyRing; }
 namespace paddock::server {
 
 class AgentHub;
+class SocketQuota;
 class StreamBroker;
 
 class ServerContext {
@@ -23,6 +24,7 @@ class ServerContext {
   jwt::KeyRing* keys = nullptr;
   AgentHub* agents = nullptr;
   StreamBroker* streams = nullptr;
+  SocketQuota* sockets = nullptr;
   std::string secrets_key;  // 32 bytes: seals registration tokens at rest
   std::string ca_pem;       // what GET /v1/cacerts serves (empty: operator's certificate)
   std::string ca_checksum;  // sha256 hex of ca_pem, put in agent commands; empty without own CA

@@ -6,6 +6,7 @@
 #include "server/agent_hub.hpp"
 #include "server/auth.hpp"
 #include "server/query.hpp"
+#include "server/socket_quota.hpp"
 #include "server/stream_broker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -209,24 +210,33 @@ Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpReque
   if (!verified) return refuse(verified.error());
   auto v = std::move(*verified);
   // The caller must still hold a key with the right to act on the host.
+  std::optional<Caller> caller;
   auto allowed = server.db->read([&](db::Connection& c) -> int {
     auto host = c.query_one("SELECT projectId, state FROM hosts WHERE id = ?", {v.host_id});
     if (host.is_null() || host["state"] == "inactive") return 404;
     // The key, its account and its memberships as they stand now: any of
     // them deactivated or removed since the token was issued refuses it.
-    auto caller = caller_of_key(c, v.claims["sub"].get<std::string>(), time_util::now_ms());
-    if (!caller.ok()) return 403;
-    return caller.value().role_in(host["projectId"].get<std::int64_t>()) >= Role::member ? 200 : 403;
+    auto found = caller_of_key(c, v.claims["sub"].get<std::string>(), time_util::now_ms());
+    if (!found.ok()) return 403;
+    caller = std::move(found.value());
+    return caller->role_in(host["projectId"].get<std::int64_t>()) >= Role::member ? 200 : 403;
   });
   if (!allowed) return refuse(ApiError::internal());
   if (*allowed == 404) return refuse(ApiError::unavailable("the host is not available"));
   if (*allowed == 403) return refuse(ApiError::forbidden("the caller may no longer use this host"));
   if (!server.agents->connected(v.host_id)) return refuse(ApiError::unavailable("the host is not connected"));
+  auto slot = server.sockets->take(*caller);
+  if (!slot) {
+    auto refused = refuse(server.sockets->refusal());
+    refused.refusal->set(http::field::retry_after, "5");
+    return refused;
+  }
   if (!server.streams->consume(v.jti, v.claims["exp"].get<std::int64_t>())) {
     return refuse(ApiError{401, "Unauthorized", "token already used", {}});
   }
 
-  up.run = [&server, &metrics, v, token = bearer_token(req)](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
+  up.run = [&server, &metrics, v, token = bearer_token(req),
+            slot = std::move(slot)](std::shared_ptr<WebSocket> ws) -> asio::awaitable<void> {
     metrics.websocket_opened("stream");
     ws->set_read_limit(kMaxMessage);
     ws->set_idle_timeout(kStallTimeout, true);

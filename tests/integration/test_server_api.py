@@ -192,6 +192,9 @@ class CommandLineTest(unittest.TestCase):
     def test_negative_rate_limit_fails_fast(self):
         self.assert_fails_fast("--rate-limit", "-5", mentions="rate-limit")
 
+    def test_negative_websocket_quota_fails_fast(self):
+        self.assert_fails_fast("--max-websockets-per-account", "-1", mentions="max-websockets-per-account")
+
     def test_tls_cert_without_key_fails_fast(self):
         self.assert_fails_fast("--tls-cert", "/nonexistent.pem", mentions="--tls-key")
 
@@ -1524,6 +1527,53 @@ class RateLimitTest(ServerTestCase):
         wait_for(lambda: c.get("/v1").status_code == 200, timeout=retry + 5, interval=0.25,
                  message="the bucket to refill")
         self.assertGreaterEqual(time.monotonic() - started, retry - 1.5)
+
+
+class WebSocketQuotaTest(ServerTestCase):
+    """--max-websockets-per-account 3: an account's keys share three open subscriptions and streams."""
+
+    server_args = ["--max-websockets-per-account", "3"]
+
+    def key_auth(self, **fields):
+        key = self.api.ok("POST", "/v1/apiKeys", json=fields, status=201)
+        return (key["publicValue"], key["secretValue"])
+
+    def subscribe(self, auth):
+        s = Subscriber(self.server, auth=auth)
+        self.addCleanup(s.close)
+        return s
+
+    def test_an_accounts_keys_share_the_quota_and_a_closed_socket_gives_its_slot_back(self):
+        account = self.api.ok("POST", "/v1/accounts", json={"name": "quota-" + os.urandom(3).hex()}, status=201)
+        first, second = self.key_auth(accountId=account["id"]), self.key_auth(accountId=account["id"])
+        held = [self.subscribe(first), self.subscribe(first), self.subscribe(second)]
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        for auth in (first, second):
+            with self.assertRaises(websocket.WebSocketBadStatusException) as refused:
+                Subscriber(self.server, auth=auth).close()
+            self.assertEqual(refused.exception.status_code, 429)
+            r = self.server.session(auth).get("/v1/subscribe", headers=upgrade)
+            body = self.assert_error(r, 429, "RateLimited")
+            self.assertIn("3 streams and subscriptions", body["message"])
+            self.assertEqual(r.headers["Retry-After"], "5")
+        # The limit is the account's: another account, and the admin, are not held up.
+        self.subscribe(None)
+        other = self.api.ok("POST", "/v1/accounts", json={"name": "quota-" + os.urandom(3).hex()}, status=201)
+        self.subscribe(self.key_auth(accountId=other["id"]))
+        # A closed subscription's slot is free again once the server has seen the close.
+        held.pop().close()
+
+        def opens():
+            try:
+                self.subscribe(first)
+                return True
+            except websocket.WebSocketBadStatusException as e:
+                self.assertEqual(e.status_code, 429)
+                return False
+        wait_for(opens, timeout=10, interval=0.1, message="a slot after a close")
+        with self.assertRaises(websocket.WebSocketBadStatusException):
+            Subscriber(self.server, auth=second).close()
 
 
 class RateLimitOffTest(ServerTestCase):

@@ -30,7 +30,7 @@ import websocket
 
 import test_agent as agent_support
 from dockerd import PrivateDockerd
-from paddock_harness import ServerProcess, wait_for
+from paddock_harness import ServerProcess, Subscriber, wait_for
 
 BUSYBOX = agent_support.BUSYBOX
 STDIN, STDOUT, STDERR, STATUS, RESIZE = 0, 1, 2, 3, 4
@@ -110,6 +110,11 @@ class Stream:
             pass
 
 
+# The server's quota of open streams and subscriptions per account, in these
+# tests: above the 50 sessions of the concurrency test.
+WEBSOCKETS_PER_ACCOUNT = 64
+
+
 def refusal(server, access=None, token=None, header=True):
     """The HTTP status of a /v1/stream upgrade that must be refused."""
     try:
@@ -174,7 +179,8 @@ class StreamTestCase(unittest.TestCase):
         cls.dockerd.start("/tmp/pdk-s" + uuid.uuid4().hex[:10])
         cls.addClassCleanup(cls.dockerd.stop)
         cls.dockerd.make_busybox_image(BUSYBOX)
-        cls.server = ServerProcess(extra_args=agent_support.NO_RATE_LIMIT)
+        cls.server = ServerProcess(extra_args=agent_support.NO_RATE_LIMIT +
+                                   ["--max-websockets-per-account", str(WEBSOCKETS_PER_ACCOUNT)])
         cls.server.__enter__()
         cls.addClassCleanup(cls.server.cleanup)
         cls.api = cls.server.session()
@@ -780,6 +786,45 @@ class RefusalTest(StreamTestCase):
         ended(live, "the account left the project")
         admin_stream.read_until("tick")
         self.assertIsNone(admin_stream.close_code)
+
+    def test_streams_and_subscriptions_share_the_accounts_quota(self):
+        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
+        c = self.wait_container(cid, pred=lambda x: x["state"] == "running")
+        account = self.api.ok("POST", "/v1/accounts", json={"name": "gil-" + uuid.uuid4().hex[:6]}, status=201)
+        key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
+        auth = (key["publicValue"], key["secretValue"])
+        gil = self.server.session(auth)
+        self.api.ok("POST", self.project["links"]["projectMembers"],
+                    json={"accountId": account["id"], "role": "member"}, status=201)
+        live = Stream(self.server, self.access(c, "logs", api=gil, follow=True))
+        self.addCleanup(live.close)
+        live.read_until("tick")
+        subs = []
+        self.addCleanup(lambda: [x.close() for x in subs])
+        for _ in range(WEBSOCKETS_PER_ACCOUNT - 1):
+            subs.append(Subscriber(self.server, auth=auth))
+        # Full: neither another stream nor another subscription opens.
+        self.assertEqual(refusal(self.server, self.access(c, "logs", api=gil, follow=False)), 429)
+        with self.assertRaises(websocket.WebSocketBadStatusException) as refused:
+            Subscriber(self.server, auth=auth).close()
+        self.assertEqual(refused.exception.status_code, 429)
+        # The stream ends: its slot opens a stream again (once the server has seen the end).
+        live.close()
+        access = None
+
+        def stream_opens():
+            nonlocal access
+            access = access or self.access(c, "logs", api=gil, follow=False)
+            try:
+                s = Stream(self.server, access)
+            except websocket.WebSocketBadStatusException as e:
+                self.assertEqual(e.status_code, 429)
+                return False
+            self.addCleanup(s.close)
+            s.collect()
+            self.assertEqual(s.status, {"status": "Success"})
+            return True
+        wait_for(stream_opens, timeout=10, interval=0.2, message="a stream after one ended")
 
     def test_the_agent_checks_tokens_itself(self):
         cid, c = self.container()
