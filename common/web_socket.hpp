@@ -178,8 +178,9 @@ class WebSocketImpl final : public WebSocket {
   void close_soon(websocket::close_reason reason) override {
     auto self = std::static_pointer_cast<WebSocketImpl>(shared_from_this());
     // The close waits for the write in progress, and a peer that reads
-    // nothing holds that write forever: cut the connection off if the close
-    // has not ended within the time a silent peer gets to answer it.
+    // nothing holds that write forever; a peer may also never answer the
+    // close. Either way the connection is cut off if the close has not ended
+    // in time.
     auto deadline = std::make_shared<asio::steady_timer>(ws_.get_executor(), kCloseTimeout);
     deadline->async_wait([self](error_code ec) {
       if (!ec) self->abort();
@@ -187,15 +188,6 @@ class WebSocketImpl final : public WebSocket {
     asio::co_spawn(
         ws_.get_executor(),
         [self, reason, deadline]() -> asio::awaitable<void> {
-          // A peer that never answers the close is cut off by the WebSocket's
-          // handshake timeout (which also bounds the close handshake). The
-          // TCP layer's own timer must stay unused under the WebSocket's.
-          websocket::stream_base::timeout t{};
-          self->ws_.get_option(t);
-          if (t.handshake_timeout == websocket::stream_base::none()) {
-            t.handshake_timeout = kCloseTimeout;
-            self->ws_.set_option(t);
-          }
           co_await self->close(reason);
           deadline->cancel();
         },
