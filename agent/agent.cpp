@@ -264,6 +264,7 @@ class Agent {
     tunnels.host_id = state_.host_id;
     tunnels.tls = std::move(tls_context);
     tunnels.docker_socket = docker_->endpoint().socket_path;
+    tunnels.docker_api_version = [docker = docker_] { return docker->api_version(); };
     tunnels.jwks = [this] { return state_.jwks; };
     tunnels_ = std::make_unique<StreamTunnels>(io_.get_executor(), std::move(tunnels));
     callbacks.on_open = [this](std::string token) { tunnels_->open(token); };

@@ -26,7 +26,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -122,7 +121,7 @@ std::string pid_namespace(std::int64_t pid) {
 class Session;
 
 // Shared by StreamTunnels and its sessions. The session map, the key cache
-// and the jti cache live on `executor`; api_version has its own lock.
+// and the jti cache live on `executor`.
 class StreamHub {
  public:
   StreamHub(asio::any_io_executor ex, StreamTunnels::Config cfg) : executor(std::move(ex)), config(std::move(cfg)) {}
@@ -135,19 +134,6 @@ class StreamHub {
   std::map<std::uint64_t, std::weak_ptr<Session>> sessions;
   std::uint64_t next_id = 0;
   bool stopping = false;
-
-  std::string api_version() {
-    std::lock_guard lock(mutex_);
-    return api_version_;
-  }
-  void set_api_version(std::string v) {
-    std::lock_guard lock(mutex_);
-    api_version_ = std::move(v);
-  }
-
- private:
-  std::mutex mutex_;
-  std::string api_version_;
 };
 
 // One stream: its tunnel, its operation, its Docker connections. Runs on a
@@ -359,14 +345,14 @@ class Session : public std::enable_shared_from_this<Session> {
     tunnel_gone();
   }
 
+  // The Docker client's version when it has one; else this stream asks
+  // Docker itself (the agent just started, or Docker is coming back).
   asio::awaitable<Result<std::string>> api_version() {
-    std::string version = hub_->api_version();
+    std::string version = hub_->config.docker_api_version ? hub_->config.docker_api_version() : std::string();
     if (!version.empty()) co_return version;
     const std::string socket = hub_->config.docker_socket;
     auto negotiated = co_await negotiate_docker_api(strand_, socket);
-    if (!negotiated) co_return negotiated.error();
-    hub_->set_api_version(*negotiated);
-    co_return std::move(*negotiated);
+    co_return negotiated;
   }
 
   asio::awaitable<std::string> run_operation() {

@@ -48,6 +48,9 @@ class StreamTunnels {
     std::string host_id;     // tokens must name it as their audience
     std::shared_ptr<boost::asio::ssl::context> tls;  // the control connection's (pinned CA)
     std::string docker_socket;                       // from DOCKER_HOST
+    // The Docker client's negotiated API version, empty while it has none
+    // (it forgets it when Docker goes away, which may come back another).
+    std::function<std::string()> docker_api_version;
     std::function<nlohmann::json()> jwks;            // the server's current token keys
     std::size_t max_streams = 256;                   // beyond: an open is refused
     std::chrono::seconds idle_timeout{120};          // pings at half of it
