@@ -64,7 +64,9 @@ class AccountType final : public ResourceType {
   // The streams opened with any of the account's keys end with it.
   static void close_streams(db::Connection& c, const RequestContext& ctx, std::int64_t id, const std::string& reason) {
     for (const auto& key : c.query("SELECT publicValue FROM api_keys WHERE accountId = ?", {id})) {
-      ctx.server->streams->close_key(key["publicValue"].get<std::string>(), reason);
+      ctx.after_commit.push_back([streams = ctx.server->streams, key = key["publicValue"].get<std::string>(), reason] {
+        streams->close_key(key, reason);
+      });
     }
   }
 };

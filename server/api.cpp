@@ -542,6 +542,21 @@ ApiResult<json> Api::get(Call& call, ResourceType& type, const std::string& id) 
   return render(type, *row, call.ctx);
 }
 
+template <class F>
+auto Api::commit(Call& call, F&& change) {
+  auto& effects = call.ctx.after_commit;
+  auto result = write_tx(*server_.db, [&](db::Connection& c) {
+    effects.clear();  // from an attempt that did not commit
+    return change(c);
+  });
+  auto done = std::move(effects);
+  effects.clear();
+  if (result) {
+    for (auto& effect : done) effect();
+  }
+  return result;
+}
+
 ApiResult<json> Api::create(Call& call, ResourceType& type) {
   auto body = parse_json_body(call.request.body());
   if (!body) return body.error();
@@ -563,7 +578,7 @@ ApiResult<json> Api::create(Call& call, ResourceType& type) {
   auto input = validate_input(type.def(), *body, InputMode::create);
   if (!input) return input.error();
   if (auto st = resolve_references(type.def(), *input); !st) return st.error();
-  auto row = write_tx(*server_.db, [&](db::Connection& c) { return type.create(c, call.ctx, *input); });
+  auto row = commit(call, [&](db::Connection& c) { return type.create(c, call.ctx, *input); });
   if (!row) return row.error();
   call.status = 201;
   json out = render(type, *row, call.ctx);
@@ -594,7 +609,7 @@ ApiResult<json> Api::update(Call& call, ResourceType& type, const std::string& i
   auto input = validate_input(type.def(), *body, InputMode::update);
   if (!input) return input.error();
   if (auto st = resolve_references(type.def(), *input); !st) return st.error();
-  auto updated = write_tx(*server_.db, [&](db::Connection& c) {
+  auto updated = commit(call, [&](db::Connection& c) {
     auto current = c.query_one("SELECT * FROM \"" + type.def().table + "\" WHERE id = ?", {row->at("id")
                                                                                                .get<std::int64_t>()});
     if (current.is_null()) throw ApiAbort(ApiError::not_found());
@@ -609,7 +624,7 @@ ApiResult<json> Api::remove(Call& call, ResourceType& type, const std::string& i
   auto row = find_visible(call, type, id);
   if (!row) return row.error();
   if (!type.can_write(call.ctx, *row)) return ApiError::forbidden();
-  auto removed = write_tx(*server_.db, [&](db::Connection& c) {
+  auto removed = commit(call, [&](db::Connection& c) {
     auto current = c.query_one("SELECT * FROM \"" + type.def().table + "\" WHERE id = ?",
                                {row->at("id").get<std::int64_t>()});
     if (current.is_null()) throw ApiAbort(ApiError::not_found());
@@ -644,7 +659,7 @@ ApiResult<json> Api::action(Call& call, ResourceType& type, const std::string& i
     input = std::move(*checked);
   }
   json output;
-  auto changed = write_tx(*server_.db, [&](db::Connection& c) {
+  auto changed = commit(call, [&](db::Connection& c) {
     auto current = c.query_one("SELECT * FROM \"" + type.def().table + "\" WHERE id = ?",
                                {row->at("id").get<std::int64_t>()});
     if (current.is_null()) throw ApiAbort(ApiError::not_found());

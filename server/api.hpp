@@ -71,6 +71,10 @@ class Api final : public HttpHandler {
   // Turns reference ids ("1a5") in an input into row ids, or a 422.
   ApiResult<Ok> resolve_references(const TypeDef& def, nlohmann::json& input) const;
   ApiResult<db::Row> find_visible(Call& call, ResourceType& type, const std::string& id);
+  // Runs `change` in a write transaction, then the effects it left in
+  // call.ctx.after_commit if it committed.
+  template <class F>
+  auto commit(Call& call, F&& change);
   Upgrade subscribe(HttpRequest& request, const Peer& peer);
   ApiResult<nlohmann::json> subscribe_ticket(Call& call);
 

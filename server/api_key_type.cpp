@@ -90,7 +90,7 @@ class ApiKeyType final : public ResourceType {
   }
 
   db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
-    ctx.server->streams->close_key(row["publicValue"], "the API key was removed");
+    end_streams(ctx, row, "the API key was removed");
     return ResourceType::remove(c, ctx, row);
   }
 
@@ -107,10 +107,16 @@ class ApiKeyType final : public ResourceType {
   nlohmann::json act(db::Connection& c, const RequestContext& ctx, const db::Row& row, const std::string& action,
                      const nlohmann::json&) override {
     const auto id = row["id"].get<std::int64_t>();
-    if (action == "deactivate") ctx.server->streams->close_key(row["publicValue"], "the API key was revoked");
+    if (action == "deactivate") end_streams(ctx, row, "the API key was revoked");
     c.exec("UPDATE api_keys SET state = ? WHERE id = ?",
            {std::string(action == "deactivate" ? "inactive" : "active"), id});
     return {{"row", reload(c, id)}};
+  }
+
+ private:
+  static void end_streams(const RequestContext& ctx, const db::Row& row, std::string reason) {
+    ctx.after_commit.push_back([streams = ctx.server->streams, key = row["publicValue"].get<std::string>(),
+                                reason = std::move(reason)] { streams->close_key(key, reason); });
   }
 };
 

@@ -78,8 +78,10 @@ class HostType final : public ResourceType {
       // Revokes the credential: /v1/connect now refuses it, and the live
       // connection is closed with the reason.
       c.exec("UPDATE hosts SET state = 'inactive' WHERE id = ?", {id});
-      agents_.close(id, {static_cast<websocket::close_code>(4403), "host deactivated"});
-      ctx.server->streams->close_host(id, "the host was deactivated");
+      ctx.after_commit.push_back([&agents = agents_, streams = ctx.server->streams, id] {
+        agents.close(id, {static_cast<websocket::close_code>(4403), "host deactivated"});
+        streams->close_host(id, "the host was deactivated");
+      });
     } else {
       c.exec("UPDATE hosts SET state = CASE WHEN lastSeen IS NULL THEN 'registering' ELSE 'disconnected' END, "
              "conflict = NULL WHERE id = ?",
@@ -89,7 +91,7 @@ class HostType final : public ResourceType {
   }
 
   db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
-    retire_host(c, *ctx.server, row);
+    retire_host(c, ctx, row);
     return ResourceType::remove(c, ctx, row);
   }
 
@@ -171,11 +173,13 @@ class ImageType final : public ResourceType {
 
 }  // namespace
 
-void retire_host(db::Connection& c, ServerContext& server, const db::Row& host) {
+void retire_host(db::Connection& c, const RequestContext& ctx, const db::Row& host) {
   c.exec("INSERT OR REPLACE INTO removed_hosts (credentialKey, hostUuid, removed) VALUES (?, ?, ?)",
          {host["credentialKey"].get<std::string>(), host["uuid"].get<std::string>(), time_util::now_ms()});
-  server.agents->close(host["id"].get<std::int64_t>(), {static_cast<websocket::close_code>(4410), "host removed"});
-  server.streams->close_host(host["id"].get<std::int64_t>(), "the host was removed");
+  ctx.after_commit.push_back([server = ctx.server, id = host["id"].get<std::int64_t>()] {
+    server->agents->close(id, {static_cast<websocket::close_code>(4410), "host removed"});
+    server->streams->close_host(id, "the host was removed");
+  });
 }
 
 std::unique_ptr<ResourceType> make_host_type(AgentHub& agents) { return std::make_unique<HostType>(agents); }

@@ -71,9 +71,9 @@ class ProjectMemberType final : public ResourceType {
   }
 
  private:
-  // Streams need the member role. Once the change is made, any key of the
-  // account that no longer has it on the project loses its streams to the
-  // project's hosts (an admin's keys keep theirs).
+  // Streams need the member role. Once the change has committed, any key of
+  // the account that no longer has it on the project loses its streams to
+  // the project's hosts (an admin's keys keep theirs).
   static void end_streams_without_access(db::Connection& c, const RequestContext& ctx, const db::Row& row,
                                          const std::string& reason) {
     const auto project_id = row["projectId"].get<std::int64_t>();
@@ -87,7 +87,9 @@ class ProjectMemberType final : public ResourceType {
       const auto access_key = key["publicValue"].get<std::string>();
       auto caller = caller_of_key(c, access_key, now);
       if (caller.ok() && caller.value().role_in(project_id) >= Role::member) continue;
-      ctx.server->streams->close_key_on_hosts(access_key, hosts, reason);
+      ctx.after_commit.push_back([streams = ctx.server->streams, access_key, hosts, reason] {
+        streams->close_key_on_hosts(access_key, hosts, reason);
+      });
     }
   }
 

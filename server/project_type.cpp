@@ -1,4 +1,6 @@
+#include "server/events.hpp"
 #include "server/resource_types.hpp"
+#include "server/server_context.hpp"
 #include "server/transaction.hpp"
 
 namespace paddock::server {
@@ -36,10 +38,19 @@ class ProjectType final : public ResourceType {
 
   db::Row remove(db::Connection& c, const RequestContext& ctx, const db::Row& row) override {
     if (!ctx.caller->admin) throw ApiAbort(ApiError::forbidden("only admins remove projects"));
-    // The store deletes the project's hosts with it; their agents and
-    // streams are told here.
-    for (const auto& host : c.query("SELECT * FROM hosts WHERE projectId = ?", {row["id"].get<std::int64_t>()})) {
-      retire_host(c, *ctx.server, host);
+    // The store deletes the project's hosts with it; their agents, streams
+    // and watchers are told here.
+    for (auto& host : c.query("SELECT * FROM hosts WHERE projectId = ?", {row["id"].get<std::int64_t>()})) {
+      retire_host(c, ctx, host);
+      host["state"] = "removed";
+      ctx.after_commit.push_back([events = ctx.server->events, host = std::move(host)] {
+        ChangeEvent removed;
+        removed.type = "host";
+        removed.row_id = host["id"].get<std::int64_t>();
+        removed.project_id = host["projectId"].get<std::int64_t>();
+        removed.row = host;
+        events->publish(std::move(removed));
+      });
     }
     return ResourceType::remove(c, ctx, row);
   }

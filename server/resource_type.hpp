@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -27,6 +28,11 @@ struct RequestContext {
   std::optional<std::int64_t> project_id;  // project scope of the request, if any
   bool project_path = false;               // the request came in under /v1/projects/<id>/
   ServerContext* server = nullptr;
+  // What a change does outside the store (ending connections and streams,
+  // announcing rows that went with it), once its transaction has committed:
+  // a change rolled back leaves no trace. Filled by the types' create,
+  // update, remove and act; run by the engine.
+  mutable std::vector<std::function<void()>> after_commit;
 
   std::string api_url() const { return base_url + "/v1"; }
   // "/v1" or "/v1/projects/<id>" as an absolute URL: where collections live.

@@ -31,8 +31,9 @@ class AgentHub;
 std::unique_ptr<ResourceType> make_host_type(AgentHub& agents);
 // What removing a host does besides deleting its row (directly or with its
 // project): its credential is remembered, so its agent hears that the host
-// was removed rather than a bare 401, and its connection and streams end.
-void retire_host(db::Connection& c, ServerContext& server, const db::Row& host);
+// was removed rather than a bare 401, and, once that has committed, its
+// connection and streams end.
+void retire_host(db::Connection& c, const RequestContext& ctx, const db::Row& host);
 std::unique_ptr<ResourceType> make_container_type();
 std::unique_ptr<ResourceType> make_image_type();
 
