@@ -776,7 +776,8 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
   };
   // HTTP Basic, or ?token= from POST …/subscribe where a browser cannot set headers.
   auto credentials = parse_basic_auth(request[http::field::authorization]);
-  std::string ticket_key;
+  std::string ticket_key, ticket_jti;
+  std::int64_t ticket_exp = 0;
   if (!credentials && !call.param("token").empty()) {
     auto claims = server_.keys->verify(call.param("token"), time_util::now_s());
     if (!claims) return refuse({401, "Unauthorized", claims.error().message, {}});
@@ -785,10 +786,9 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
         !c["jti"].is_string() || (!server_.config->advertise_url.empty() && c.value("iss", "") != base)) {
       return refuse({401, "Unauthorized", "malformed token", {}});
     }
-    if (!server_.streams->consume(c["jti"], c["exp"].get<std::int64_t>())) {
-      return refuse({401, "Unauthorized", "token already used", {}});
-    }
     ticket_key = c["sub"];
+    ticket_jti = c["jti"];
+    ticket_exp = c["exp"].get<std::int64_t>();
   } else if (!credentials) {
     return refuse(ApiError::unauthorized());
   }
@@ -846,6 +846,10 @@ Upgrade Api::subscribe(HttpRequest& request, const Peer& peer) {
     }
   }
   if (sub->names.empty()) sub->names = {"resource.change"};
+  // Used up last: a ticket refused for a limit above still works on retry.
+  if (!ticket_jti.empty() && !server_.streams->consume(ticket_jti, ticket_exp)) {
+    return refuse({401, "Unauthorized", "token already used", {}});
+  }
   sub->ctx.base_url = base;
   sub->ctx.server = &server_;
 

@@ -37,6 +37,9 @@ namespace paddock::server {
 
 struct Server::Impl {
   Config config;
+  // Before `io`: coroutine frames still in the loop when it is destroyed
+  // give their slots back.
+  SocketQuota sockets;
   boost::asio::io_context io;
   std::unique_ptr<db::Database> db;
   std::optional<jwt::KeyRing> keys;
@@ -44,7 +47,6 @@ struct Server::Impl {
   Metrics metrics;
   AgentHub agents;
   StreamBroker streams;
-  SocketQuota sockets;
   ServerContext context;
   std::unique_ptr<Api> api;
   std::unique_ptr<WebUi> web_ui;

@@ -58,18 +58,19 @@ void StreamBroker::finish(const std::string& jti) {
 }
 
 void StreamBroker::close_where(const std::function<bool(const Stream&)>& match, const std::string& reason) {
-  std::vector<std::shared_ptr<Stream>> hit;
+  // Both sides are copied under the lock: join() sets `agent` under it.
+  std::vector<std::pair<std::shared_ptr<WebSocket>, std::shared_ptr<WebSocket>>> hit;
   {
     std::lock_guard lock(mutex_);
     for (auto& [jti, s] : streams_) {
-      if (match(*s)) hit.push_back(s);
+      if (match(*s)) hit.emplace_back(s->user, s->agent);
     }
   }
   const std::string status = nlohmann::json({{"status", "Failure"}, {"message", reason}}).dump();
-  for (auto& s : hit) {
-    send_status_and_close(s->user, status);
-    if (s->agent) {
-      boost::asio::post(s->agent->get_executor(), [agent = s->agent, reason] {
+  for (auto& [user, agent] : hit) {
+    send_status_and_close(user, status);
+    if (agent) {
+      boost::asio::post(agent->get_executor(), [agent, reason] {
         agent->close_soon({websocket::close_code::going_away, reason});
       });
     }

@@ -203,29 +203,44 @@ Upgrade refusal(Api& api, Metrics& metrics, const HttpRequest& req, const std::s
   return up;
 }
 
+// Whether the token's caller may still act on its host: its key, account and
+// memberships, and the host, as they stand now. Any of them deactivated or
+// removed since the token was issued refuses it.
+struct StreamAccess {
+  std::optional<ApiError> refused;
+  std::optional<Caller> caller;
+};
+
+StreamAccess stream_access(ServerContext& server, const Verified& v) {
+  StreamAccess access;
+  auto read = server.db->read([&](db::Connection& c) {
+    auto host = c.query_one("SELECT projectId, state FROM hosts WHERE id = ?", {v.host_id});
+    if (host.is_null() || host["state"] == "inactive") {
+      access.refused = ApiError::unavailable("the host is not available");
+      return;
+    }
+    auto found = caller_of_key(c, v.claims["sub"].get<std::string>(), time_util::now_ms());
+    if (!found.ok() || found.value().role_in(host["projectId"].get<std::int64_t>()) < Role::member) {
+      access.refused = ApiError::forbidden("the caller may no longer use this host");
+      return;
+    }
+    access.caller = std::move(found.value());
+  });
+  if (!read) access.refused = ApiError::internal();
+  return access;
+}
+
 Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpRequest& req, const std::string& base) {
   Upgrade up;
   auto refuse = [&](const ApiError& e) { return refusal(api, metrics, req, base, "/v1/stream", e); };
   auto verified = verify_token(server, bearer_token(req), base);
   if (!verified) return refuse(verified.error());
   auto v = std::move(*verified);
-  // The caller must still hold a key with the right to act on the host.
-  std::optional<Caller> caller;
-  auto allowed = server.db->read([&](db::Connection& c) -> int {
-    auto host = c.query_one("SELECT projectId, state FROM hosts WHERE id = ?", {v.host_id});
-    if (host.is_null() || host["state"] == "inactive") return 404;
-    // The key, its account and its memberships as they stand now: any of
-    // them deactivated or removed since the token was issued refuses it.
-    auto found = caller_of_key(c, v.claims["sub"].get<std::string>(), time_util::now_ms());
-    if (!found.ok()) return 403;
-    caller = std::move(found.value());
-    return caller->role_in(host["projectId"].get<std::int64_t>()) >= Role::member ? 200 : 403;
-  });
-  if (!allowed) return refuse(ApiError::internal());
-  if (*allowed == 404) return refuse(ApiError::unavailable("the host is not available"));
-  if (*allowed == 403) return refuse(ApiError::forbidden("the caller may no longer use this host"));
+  auto access = stream_access(server, v);
+  if (access.refused) return refuse(*access.refused);
+  const Caller& caller = *access.caller;
   if (!server.agents->connected(v.host_id)) return refuse(ApiError::unavailable("the host is not connected"));
-  auto slot = server.sockets->take(*caller);
+  auto slot = server.sockets->take(caller);
   if (!slot) {
     auto refused = refuse(server.sockets->refusal());
     refused.refusal->set(http::field::retry_after, "5");
@@ -242,7 +257,11 @@ Upgrade user_stream(Api& api, ServerContext& server, Metrics& metrics, HttpReque
     ws->set_idle_timeout(kStallTimeout, true);
     ws->set_max_queued(kMaxMessage);
     auto stream = server.streams->open(v.jti, v.host_id, v.claims["sub"], ws);
-    if (!server.agents->send(v.host_id, json({{"type", "open"}, {"token", token}}).dump())) {
+    // Access may have ended between the check above and the stream's being
+    // known to the broker, where its end would have found it: look again.
+    if (auto now = stream_access(server, v); now.refused) {
+      send_status_and_close(ws, json({{"status", "Failure"}, {"message", now.refused->message}}).dump());
+    } else if (!server.agents->send(v.host_id, json({{"type", "open"}, {"token", token}}).dump())) {
       send_status_and_close(ws, R"({"status":"Failure","message":"the host is not connected"})");
     } else {
       stream->waiting->expires_after(kAgentDialTimeout);

@@ -1576,6 +1576,47 @@ class WebSocketQuotaTest(ServerTestCase):
             Subscriber(self.server, auth=second).close()
 
 
+    def test_a_ticket_refused_for_the_quota_opens_once_there_is_room(self):
+        account = self.api.ok("POST", "/v1/accounts", json={"name": "quota-" + os.urandom(3).hex()}, status=201)
+        auth = self.key_auth(accountId=account["id"])
+        held = [self.subscribe(auth) for _ in range(3)]
+        ticket = self.server.session(auth).post("/v1/subscribe").json()
+        self.assertEqual(ticket["type"], "subscribeAccess")
+
+        def open_with_ticket():
+            ws = websocket.create_connection(
+                "wss://127.0.0.1:%d/v1/subscribe?token=%s" % (self.server.port, ticket["token"]), timeout=10,
+                sslopt={"ca_certs": self.server.ca_file, "cert_reqs": ssl.CERT_REQUIRED})
+            self.addCleanup(ws.close)
+
+        with self.assertRaises(websocket.WebSocketBadStatusException) as refused:
+            open_with_ticket()
+        self.assertEqual(refused.exception.status_code, 429)
+        held.pop().close()
+
+        def opens():
+            try:
+                open_with_ticket()
+                return True
+            except websocket.WebSocketBadStatusException as e:
+                self.assertEqual(e.status_code, 429)
+                return False
+        wait_for(opens, timeout=10, interval=0.1, message="the ticket to open once a slot is free")
+        # Used once, it opens nothing more, room or not.
+        held.pop().close()
+
+        def replay_refused():
+            try:
+                open_with_ticket()
+            except websocket.WebSocketBadStatusException as e:
+                if e.status_code == 429:
+                    return False  # the close above not yet seen
+                self.assertEqual(e.status_code, 401)
+                return True
+            self.fail("a used ticket opened a second subscription")
+        wait_for(replay_refused, timeout=10, interval=0.1, message="the replay refused with 401")
+
+
 class RateLimitOffTest(ServerTestCase):
     """--rate-limit 0 turns limiting off: no 429 and no X-RateLimit headers."""
 
