@@ -65,8 +65,9 @@ constexpr auto kExecEndBudget = 5s;
 // Input the process has not taken yet, held so the tunnel is still read
 // (its close seen, its pings answered) while the process is busy.
 constexpr std::size_t kStdinBuffer = std::size_t{1} << 20;
-// While more than that waits, the tunnel is not read; it is looked at this
-// often, so a stream whose tunnel died does not wait on the process forever.
+// While more than that waits, the tunnel is not read: the back-pressure that
+// reaches the user. A close is then seen only once the WebSocket's idle
+// timeout gives up on the unread tunnel; that is looked for this often.
 constexpr auto kStdinTunnelCheck = 1s;
 constexpr std::size_t kMaxStatsLine = std::size_t{1} << 20;
 constexpr std::size_t kMaxHostContainers = 512;
@@ -493,10 +494,7 @@ class Session : public std::enable_shared_from_this<Session> {
       stdin_room_.notify();
       if (!written) break;
     }
-    stdin_closed_ = true;
-    stdin_queue_.clear();
-    stdin_queued_ = 0;
-    stdin_room_.notify();
+    drop_stdin();
   }
 
   asio::awaitable<void> resize(TermSize size) {
@@ -533,26 +531,28 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return state;
   }
 
-  void settle_start(bool ok) {
-    started_ = ok;
-    if (!ok) {  // input has nowhere to go
-      stdin_closed_ = true;
-      stdin_queue_.clear();
-      stdin_queued_ = 0;
-      stdin_room_.notify();
-    }
+  // No more input is taken: what waits is dropped, and a reader waiting
+  // for room goes on.
+  void drop_stdin() {
+    stdin_closed_ = true;
+    stdin_queue_.clear();
+    stdin_queued_ = 0;
+    stdin_room_.notify();
   }
 
   asio::awaitable<std::string> run_exec() {
     auto params = exec_params(request_.params);
     if (!params) {
-      settle_start(false);
+      drop_stdin();
       co_return failure(params.error().message);
     }
     exec_ = std::move(*params);
+    if (!exec_.attach_stdin) drop_stdin();  // what came before the parameters were read
     std::string status = co_await start_exec();
     if (!status.empty() || tunnel_closed_) {
-      settle_start(false);
+      drop_stdin();
+      // The exec may have started just as the user went: it must not linger.
+      if (tunnel_closed_) co_await end_exec();
       co_return status;
     }
     CancelScope cancel(*this, [this] { hijack_->close(); });
@@ -612,7 +612,7 @@ class Session : public std::enable_shared_from_this<Session> {
       pending_size_.reset();
       co_await resize(size);
     }
-    settle_start(true);
+    started_ = true;
     co_return std::string();
   }
 
@@ -626,7 +626,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // namespace of the container's init) right before each signal.
   asio::awaitable<void> end_exec() {
     if (hijack_) hijack_->close();
-    if (exec_id_.empty() || !started_) co_return;
+    if (exec_id_.empty()) co_return;  // none was created (one created, not started, is not running)
     const auto deadline = std::chrono::steady_clock::now() + kExecEndBudget;
     auto wait_ended = [this](std::chrono::steady_clock::time_point until) -> asio::awaitable<std::optional<ExecState>> {
       for (;;) {
@@ -878,7 +878,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<DockerHijack> hijack_;
   bool first_message_seen_ = false;
   AsyncEvent first_message_;
-  bool started_ = false;
+  bool started_ = false;  // the exec runs, its first sizes applied
   bool exec_over_ = false;  // its output ended: no more input is written
   bool stdin_closed_ = false;  // no more input is taken
   std::deque<std::string> stdin_queue_;
