@@ -20,6 +20,7 @@
 
 #include <csignal>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -30,6 +31,18 @@ namespace asio = boost::asio;
 using json = nlohmann::json;
 
 namespace {
+
+// A container's restart policy name from Docker's inspect reply; empty when
+// it has none or the reply is not as expected.
+std::string restart_policy_of(const json& container) {
+  if (!container.is_object()) return {};
+  auto config = container.find("HostConfig");
+  if (config == container.end() || !config->is_object()) return {};
+  auto policy = config->find("RestartPolicy");
+  if (policy == config->end() || !policy->is_object()) return {};
+  auto name = policy->find("Name");
+  return name != policy->end() && name->is_string() ? name->get<std::string>() : std::string();
+}
 
 class Agent {
  public:
@@ -63,6 +76,11 @@ class Agent {
 
  private:
   void finish(ExitStatus status) {
+    if (status.code == kExitRefused && docker_ && !options_.bootstrap && !stopping_ && !restarts_paused_) {
+      restarts_paused_ = true;
+      asio::co_spawn(io_, pause_restarts(std::move(status)), asio::detached);
+      return;
+    }
     if (!exit_) exit_ = std::move(status);
     if (stopping_) return;
     stopping_ = true;
@@ -139,12 +157,68 @@ class Agent {
     start_services();
   }
 
-  // The container this bootstrap runs in, as Docker sees it.
-  asio::awaitable<Result<json, ExitStatus>> inspect_own_container() {
+  // The id of the Docker container this process runs in; empty outside one.
+  static std::string own_container() {
     std::ifstream file("/proc/self/mountinfo");
     std::stringstream mountinfo;
     mountinfo << file.rdbuf();
-    const std::string id = own_container_id(mountinfo.str());
+    return own_container_id(mountinfo.str());
+  }
+
+  std::filesystem::path paused_policy_file() const { return options_.state_dir / "restart-policy"; }
+
+  // Refused for good (removed, deactivated, a copied identity): exit 2. In a
+  // container Docker would start the agent again into the same refusal, for
+  // ever, so first its restart policy becomes "no", the old one kept in the
+  // state directory; the next session the server welcomes puts it back.
+  asio::awaitable<void> pause_restarts(ExitStatus status) {
+    const std::string id = own_container();
+    std::string policy;
+    if (!id.empty()) {
+      auto self = co_await docker_call([this, &id](DockerClient::JsonHandler done) {
+        docker_->inspect_container(id, std::move(done));
+      });
+      if (self) policy = restart_policy_of(*self);
+    }
+    if (!policy.empty() && policy != "no") {
+      std::ofstream(paused_policy_file()) << policy << "\n";
+      auto updated = co_await docker_call([this, &id](DockerClient::JsonHandler done) {
+        docker_->set_restart_policy(id, "no", std::move(done));
+      });
+      if (updated) {
+        spdlog::info("Docker will not restart this container (its restart policy was {}); once that is dealt "
+                     "with, start it again with: docker start {}",
+                     policy, id.substr(0, 12));
+      } else {
+        spdlog::warn("cannot stop Docker from restarting this container: {}", updated.error().message);
+      }
+    }
+    finish(std::move(status));
+  }
+
+  // Welcomed again after a refusal: the container's restart policy as it was.
+  asio::awaitable<void> restore_restarts() {
+    std::string policy;
+    std::ifstream(paused_policy_file()) >> policy;
+    if (policy.empty()) co_return;
+    const std::string id = own_container();
+    if (!id.empty() && (policy == "always" || policy == "unless-stopped" || policy == "on-failure")) {
+      auto updated = co_await docker_call([this, &id, &policy](DockerClient::JsonHandler done) {
+        docker_->set_restart_policy(id, policy, std::move(done));
+      });
+      if (!updated) {
+        spdlog::warn("cannot give this container its restart policy {} back: {}", policy, updated.error().message);
+        co_return;
+      }
+      spdlog::info("this container's restart policy is {} again", policy);
+    }
+    std::error_code ignored;
+    std::filesystem::remove(paused_policy_file(), ignored);
+  }
+
+  // The container this bootstrap runs in, as Docker sees it.
+  asio::awaitable<Result<json, ExitStatus>> inspect_own_container() {
+    const std::string id = own_container();
     if (id.empty()) {
       co_return ExitStatus{kExitRefused,
                            "--bootstrap (PADDOCK_BOOTSTRAP) is for the agent image started by docker run; "
@@ -240,6 +314,10 @@ class Agent {
     config.tls = tls_context;
     ControlConnection::Callbacks callbacks;
     callbacks.on_session = [this] {
+      if (!restarts_checked_) {
+        restarts_checked_ = true;
+        asio::co_spawn(io_, restore_restarts(), asio::detached);
+      }
       // Every session starts with the full picture. While Docker is down
       // only the host is sent: an empty snapshot would wipe the server's view.
       snapshot_pending_ = true;
@@ -296,6 +374,8 @@ class Agent {
   std::optional<ExitStatus> exit_;
   bool stopping_ = false;
   bool handing_over_ = false;  // a bootstrap replacing the agent container
+  bool restarts_paused_ = false;   // refused: Docker's restarts are being stopped
+  bool restarts_checked_ = false;  // welcomed: a paused restart policy is put back
   bool snapshot_pending_ = false;
   State state_;
   std::shared_ptr<DockerClient> docker_;

@@ -728,6 +728,13 @@ void DockerClient::rename_container(std::string ref, std::string new_name, JsonH
                 Reply::object_or_none, std::move(done));
 }
 
+void DockerClient::set_restart_policy(std::string ref, std::string policy, JsonHandler done) {
+  if (refuse_bad_ref(ref, done)) return;
+  const nlohmann::json body = {{"RestartPolicy", {{"Name", std::move(policy)}}}};
+  impl_->submit("POST", "/containers/" + url_encode(ref) + "/update", body.dump(), Reply::object_or_none,
+                std::move(done));
+}
+
 void DockerClient::remove_container(std::string ref, JsonHandler done) {
   if (refuse_bad_ref(ref, done)) return;
   impl_->submit("DELETE", "/containers/" + url_encode(ref) + "?force=1", {}, Reply::object_or_none,

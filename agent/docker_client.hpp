@@ -127,6 +127,8 @@ class DockerClient {
   void stop_container(std::string ref, std::chrono::seconds grace, JsonHandler done);
   void rename_container(std::string ref, std::string new_name, JsonHandler done);
   void remove_container(std::string ref, JsonHandler done);  // forced: a running one is killed
+  // POST /containers/{ref}/update: the restart policy's name ("no", "always", …).
+  void set_restart_policy(std::string ref, std::string policy, JsonHandler done);
 
   // Streams GET /events: each event object goes to on_event, in order. The
   // stream is endless; it ends only by stop_events()/stop() (on_end gets Ok)

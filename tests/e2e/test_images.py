@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import uuid
 
@@ -321,6 +322,34 @@ class ImagesEndToEnd(unittest.TestCase):
         self.assertEqual([h["id"] for h in hosts], [self.host_id])
         self.wait_agent_connected(self.host_id)
         self.wait_host_active(self.host_id)
+
+    def test_6_a_deactivated_host_stays_stopped_until_started_again(self):
+        # Exit 2 under Docker's unless-stopped policy would start the agent
+        # into the same refusal for ever: it turns the policy off first.
+        self.api.ok("POST", "/v1/hosts/%s?action=deactivate" % self.host_id)
+        stopped = wait_for(lambda: (lambda a: a if not a["State"]["Running"] else None)(self.agent_container()),
+                           30, message="the agent container to stop")
+        self.assertEqual(stopped["State"]["ExitCode"], 2, stopped["State"])
+        self.assertEqual(stopped["HostConfig"]["RestartPolicy"]["Name"], "no")
+        self.assertIn("deactivated", container_logs(self.dockerd, "paddock-agent"))
+        self.assertIn("docker start", container_logs(self.dockerd, "paddock-agent"))
+        # Docker leaves it alone (its first restart would come within a
+        # second): a watch over a fixed window, the only way to see that
+        # nothing happens.
+        watch_until = time.monotonic() + 3
+        while time.monotonic() < watch_until:
+            now = self.agent_container()
+            self.assertEqual(now["State"]["Status"], "exited", now["State"])
+            self.assertEqual(now["RestartCount"], stopped["RestartCount"])
+            time.sleep(0.5)
+
+        # Activated and started again, it comes back with its restart policy.
+        self.api.ok("POST", "/v1/hosts/%s?action=activate" % self.host_id)
+        self.dockerd.docker("start", "paddock-agent")
+        self.wait_host_active(self.host_id)
+        wait_for(lambda: self.agent_container()["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", 30,
+                 message="the restart policy back to unless-stopped")
+        self.assertFalse(os.path.exists(os.path.join(self.state_dir, "restart-policy")))
 
 
 if __name__ == "__main__":
