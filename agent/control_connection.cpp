@@ -102,6 +102,8 @@ asio::awaitable<void> ControlConnection::run() {
     }
     if (!dialed || !*dialed) {
       const std::string why = dialed ? dialed->error().message : "the dial failed";
+      // The patience counts conflicts in a row: any other answer starts it over.
+      if (!dialed || dialed->error().http_status != 409) conflict_since_.reset();
       if (dialed && dialed->error().http_status == 409) {
         // Another connection holds this identity. A connection of ours that
         // died unnoticed (a crash and restart) is dropped by the server within

@@ -9,6 +9,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -190,7 +191,10 @@ Result<std::string> machine_id(const std::filesystem::path& state_dir) {
     if (std::filesystem::exists(path, ec)) {
       return fail(Errc::invalid_input, path.string() + " does not hold a machine id; delete it to make a new one");
     }
-    if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path(), ec);
+    // A directory made here is the state directory, or like it: private.
+    if (!path.parent_path().empty() && std::filesystem::create_directories(path.parent_path(), ec)) {
+      ::chmod(path.parent_path().c_str(), 0700);
+    }
     const std::string id = crypto::hex_encode(crypto::random_bytes(16));
     if (auto st = write_file_atomic(path, id + "\n", 0644); !st) return st.error();
     return id;

@@ -4,6 +4,7 @@
 #include "common/time_util.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace paddock::agent {
 
@@ -115,6 +116,34 @@ bool is_docker_id(std::string_view s) {
 
 }  // namespace
 
+std::string redact_registration_secrets(std::string_view text) {
+  constexpr std::string_view kScripts = "/v1/scripts/";
+  constexpr std::string_view kHidden = "\u2026";
+  auto ends_a_part = [](char c) {
+    return std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == '\'' || c == '/';
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    if (text.substr(i, kScripts.size()) == kScripts) {
+      out.append(kScripts).append(kHidden);
+      for (i += kScripts.size(); i < text.size() && !ends_a_part(text[i]);) ++i;
+    } else if (text.substr(i, 3) == "://") {
+      out.append("://");
+      i += 3;
+      std::size_t j = i;
+      while (j < text.size() && !ends_a_part(text[j]) && text[j] != '@') ++j;
+      if (j < text.size() && text[j] == '@') {
+        out.append(kHidden).append("@");
+        i = j + 1;
+      }
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
 std::string clean_text(std::string_view text, std::size_t max_bytes) {
   std::string out;
   out.reserve(std::min(text.size(), max_bytes));
@@ -168,7 +197,7 @@ std::optional<json> container_from_docker(const json& item) {
       {"dockerId", id},
       {"name", name},
       {"image", str(item, "Image", 1024)},
-      {"command", str(item, "Command", 4096)},
+      {"command", clean_text(redact_registration_secrets(str(item, "Command", 4096)), 4096)},
       {"state", state},
       {"status", str(item, "Status", 255)},
       {"created", created_of(item)},

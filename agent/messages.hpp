@@ -23,6 +23,11 @@ inline constexpr std::size_t kMaxMessageBytes = std::size_t{4} << 20;
 // most `max_bytes`, cut on a character boundary.
 std::string clean_text(std::string_view text, std::size_t max_bytes);
 
+// Text that may hold a registration URL, fit to show or report: each
+// "/v1/scripts/<token>" becomes "/v1/scripts/…" and a URL's "user:password@"
+// becomes "…@". (The bootstrap container's command holds the URL.)
+std::string redact_registration_secrets(std::string_view text);
+
 // A string → string map of at most 256 entries with clean keys (<= 255
 // bytes) and values (<= 4096 bytes); other entries are dropped.
 nlohmann::json clean_labels(const nlohmann::json& labels);

@@ -1,5 +1,6 @@
 #include "agent/options.hpp"
 
+#include "agent/messages.hpp"
 #include "common/http_client.hpp"
 #include "common/version.hpp"
 
@@ -163,7 +164,7 @@ std::variant<Options, int> parse_options(int argc, const char* const* argv, std:
     auto url = http_client::parse_url(o.registration_url);
     if (!url || (url->scheme != "http" && url->scheme != "https")) {
       return usage("the registration URL must be an http(s) URL like https://server:8443/v1/scripts/<token>, got '" +
-                   o.registration_url.substr(0, 200) + "'");
+                   redact_registration_secrets(o.registration_url.substr(0, 200)) + "'");
     }
   }
   if (!o.ca_checksum.empty()) {

@@ -34,7 +34,8 @@ Result<std::string> normalize_server_url(std::string_view text) {
   auto url = http_client::parse_url(text);
   if (!url) return url.error();
   if (url->scheme != "http" && url->scheme != "https") {
-    return fail(Errc::invalid_input, "'" + std::string(text.substr(0, 200)) + "' is not an http(s) URL");
+    return fail(Errc::invalid_input,
+                "'" + redact_registration_secrets(text.substr(0, 200)) + "' is not an http(s) URL");
   }
   std::string path = url->target.substr(0, url->target.find('?'));
   return url->origin() + trimmed_path_prefix(std::move(path));
@@ -42,7 +43,7 @@ Result<std::string> normalize_server_url(std::string_view text) {
 
 Result<RegistrationUrl> parse_registration_url(std::string_view text) {
   auto bad = [&] {
-    return fail(Errc::invalid_input, "'" + std::string(text.substr(0, 200)) +
+    return fail(Errc::invalid_input, "'" + redact_registration_secrets(text.substr(0, 200)) +
                                          "' is not a registration URL (https://server/v1/scripts/<token>)");
   };
   auto url = http_client::parse_url(text);
@@ -108,10 +109,12 @@ boost::asio::awaitable<Result<std::string, ExitStatus>> fetch_pinned_ca(std::str
   auto res = co_await http_client::async_request("GET", url, std::move(headers), std::string(),
                                                  tls::ClientTrust::insecure());
   if (!res) co_return failed("cannot fetch the server's CA certificate: " + res.error().message);
+  if (res->status == 404) {
+    co_return refused("GET " + url + " answered 404: the server has no CA of its own to pin (its certificate "
+                      "comes from a public CA?); run the command without PADDOCK_CA_CHECKSUM");
+  }
   if (res->status != 200) {
-    co_return refused("GET " + url + " answered " + std::to_string(res->status) +
-                      ": the server has no CA of its own to pin (its certificate comes from a public CA?); "
-                      "run the command without PADDOCK_CA_CHECKSUM");
+    co_return failed("GET " + url + " answered " + std::to_string(res->status) + "; try again in a moment");
   }
   const std::string got = crypto::sha256_hex(res->body);
   if (!crypto::constant_time_equals(got, checksum)) {

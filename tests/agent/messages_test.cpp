@@ -66,6 +66,19 @@ TEST(ContainerFromDocker, UntrustedInput) {
   EXPECT_EQ((*container_from_docker(long_command))["command"].get<std::string>().size(), 4096u);
 }
 
+TEST(RedactRegistrationSecrets, HidesTokensAndPasswords) {
+  EXPECT_EQ(redact_registration_secrets("paddock-agent https://s:8443/v1/scripts/AbC123xyz"),
+            "paddock-agent https://s:8443/v1/scripts/\u2026");
+  EXPECT_EQ(redact_registration_secrets("ftp://user:pw@s/v1/scripts/t?x=1 --flag"),
+            "ftp://\u2026@s/v1/scripts/\u2026 --flag");
+  EXPECT_EQ(redact_registration_secrets("sh -c 'curl https://s/v1/scripts/tok'"), "sh -c 'curl https://s/v1/scripts/\u2026'");
+  EXPECT_EQ(redact_registration_secrets("sleep 300"), "sleep 300");
+  EXPECT_EQ(redact_registration_secrets("https://s/a@b"), "https://s/a@b") << "an @ in the path is no userinfo";
+  auto bootstrap = docker_container();
+  bootstrap["Command"] = "/usr/bin/paddock-agent https://s/v1/scripts/SECRET";
+  EXPECT_EQ((*container_from_docker(bootstrap))["command"], "/usr/bin/paddock-agent https://s/v1/scripts/\u2026");
+}
+
 TEST(CleanText, KeepsValidUtf8AndCutsOnBoundaries) {
   EXPECT_EQ(clean_text("héllo\tworld\n", 100), "héllo\tworld\n");
   EXPECT_EQ(clean_text("aé", 2), "a") << "never half a character";

@@ -245,6 +245,7 @@ class RegistrationTest(AgentTestCase):
         self.assertEqual(self.token(token["id"])["uses"], 1)
         # The state: private, and pinned to exactly the server's CA.
         self.assertEqual(os.stat(a.state_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(a.state_dir).st_mode & 0o777, 0o700)
         state = a.state()
         with open(self.server.ca_file, encoding="utf-8") as f:
             self.assertEqual(state["caPem"], f.read())
