@@ -17,6 +17,7 @@
 #include <cstring>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
 namespace paddock::server {
 
@@ -138,6 +139,9 @@ class FrameSocket final : public WebSocket {
   }
 
   void close_soon(websocket::close_reason reason) override {
+    // Once is enough: a peer that reads nothing makes every later send ask
+    // again, and each ask would wait behind the stuck write.
+    if (std::exchange(close_requested_, true)) return;
     auto self = std::static_pointer_cast<FrameSocket>(shared_from_this());
     auto close_it = [self, reason]() -> asio::awaitable<void> { co_await self->close(reason); };
     asio::co_spawn(stream_.get_executor(), std::move(close_it), asio::detached);
@@ -163,7 +167,7 @@ class FrameSocket final : public WebSocket {
     watchdog_.cancel();  // to wake on the new schedule
   }
   websocket::close_reason reason() const override { return reason_; }
-  bool is_open() const override { return open_for_writes(); }
+  bool is_open() const override { return open_for_writes() && !close_requested_; }
 
  private:
   enum class Step { message, need_more, control, malformed, too_big };
@@ -470,6 +474,7 @@ class FrameSocket final : public WebSocket {
   bool ping_unanswered_ = false;
   bool close_sent_ = false;
   Clock::time_point close_deadline_{};  // set once our close is written
+  bool close_requested_ = false;         // by close_soon()
   bool closed_ = false;
   error_code failure_;
   websocket::close_reason reason_;

@@ -117,6 +117,15 @@ asio::awaitable<std::optional<HttpRequest>> HttpServer::Session::serve(Stream& s
                                                                       beast::flat_buffer& buffer) {
   auto& tcp_layer = beast::get_lowest_layer(stream);
   cancel_ = [&tcp_layer] { tcp_layer.cancel(); };
+  // However serving ends, stop() must no longer reach the stream: it may be
+  // gone by the time a stop posted before the end runs.
+  struct Forget {
+    Session& session;
+    ~Forget() {
+      session.cancel_ = nullptr;
+      session.idle_ = false;
+    }
+  } forget{*this};
   const auto& opts = server_.options_;
   bool first = true;
 
