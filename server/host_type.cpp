@@ -15,7 +15,7 @@ namespace {
 // POST; users rename, deactivate, activate and remove them.
 class HostType final : public ResourceType {
  public:
-  explicit HostType(AgentHub& agents) : ResourceType(definition()), agents_(agents) {
+  HostType() : ResourceType(definition()) {
     children_["containers"] = {"container", "hostId"};
     children_["images"] = {"image", "hostId"};
   }
@@ -78,9 +78,9 @@ class HostType final : public ResourceType {
       // Revokes the credential: /v1/connect now refuses it, and the live
       // connection is closed with the reason.
       c.exec("UPDATE hosts SET state = 'inactive' WHERE id = ?", {id});
-      ctx.after_commit.push_back([&agents = agents_, streams = ctx.server->streams, id] {
-        agents.close(id, {static_cast<websocket::close_code>(4403), "host deactivated"});
-        streams->close_host(id, "the host was deactivated");
+      ctx.after_commit.push_back([server = ctx.server, id] {
+        server->agents->close(id, {static_cast<websocket::close_code>(4403), "host deactivated"});
+        server->streams->close_host(id, "the host was deactivated");
       });
     } else {
       c.exec("UPDATE hosts SET state = CASE WHEN lastSeen IS NULL THEN 'registering' ELSE 'disconnected' END, "
@@ -94,9 +94,6 @@ class HostType final : public ResourceType {
     retire_host(c, ctx, row);
     return ResourceType::remove(c, ctx, row);
   }
-
- private:
-  AgentHub& agents_;
 };
 
 class ContainerType final : public ResourceType {
@@ -182,7 +179,7 @@ void retire_host(db::Connection& c, const RequestContext& ctx, const db::Row& ho
   });
 }
 
-std::unique_ptr<ResourceType> make_host_type(AgentHub& agents) { return std::make_unique<HostType>(agents); }
+std::unique_ptr<ResourceType> make_host_type() { return std::make_unique<HostType>(); }
 std::unique_ptr<ResourceType> make_container_type() { return std::make_unique<ContainerType>(); }
 std::unique_ptr<ResourceType> make_image_type() { return std::make_unique<ImageType>(); }
 

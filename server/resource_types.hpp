@@ -27,8 +27,7 @@ std::unique_ptr<ResourceType> make_api_key_type();
 // `created` is called after a token is stored so the worker can activate it.
 std::unique_ptr<ResourceType> make_registration_token_type(std::function<void()> created);
 
-class AgentHub;
-std::unique_ptr<ResourceType> make_host_type(AgentHub& agents);
+std::unique_ptr<ResourceType> make_host_type();
 // What removing a host does besides deleting its row (directly or with its
 // project): its credential is remembered, so its agent hears that the host
 // was removed rather than a bare 401, and, once that has committed, its

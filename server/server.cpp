@@ -121,7 +121,7 @@ Status Server::Impl::open() {
   api->add_type(make_project_member_type());
   api->add_type(make_api_key_type());
   api->add_type(make_registration_token_type([this] { tokens->kick(); }));
-  api->add_type(make_host_type(agents));
+  api->add_type(make_host_type());
   api->add_type(make_container_type());
   api->add_type(make_image_type());
   add_system_routes(*api, context);

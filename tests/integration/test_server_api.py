@@ -1543,6 +1543,15 @@ class WebSocketQuotaTest(ServerTestCase):
         self.addCleanup(s.close)
         return s
 
+    def opened(self, open_it):
+        """True when open_it() opens; False while the quota refuses it with 429."""
+        try:
+            open_it()
+            return True
+        except websocket.WebSocketBadStatusException as e:
+            self.assertEqual(e.status_code, 429)
+            return False
+
     def test_an_accounts_keys_share_the_quota_and_a_closed_socket_gives_its_slot_back(self):
         account = self.api.ok("POST", "/v1/accounts", json={"name": "quota-" + os.urandom(3).hex()}, status=201)
         first, second = self.key_auth(accountId=account["id"]), self.key_auth(accountId=account["id"])
@@ -1563,15 +1572,8 @@ class WebSocketQuotaTest(ServerTestCase):
         self.subscribe(self.key_auth(accountId=other["id"]))
         # A closed subscription's slot is free again once the server has seen the close.
         held.pop().close()
-
-        def opens():
-            try:
-                self.subscribe(first)
-                return True
-            except websocket.WebSocketBadStatusException as e:
-                self.assertEqual(e.status_code, 429)
-                return False
-        wait_for(opens, timeout=10, interval=0.1, message="a slot after a close")
+        wait_for(lambda: self.opened(lambda: self.subscribe(first)), timeout=10, interval=0.1,
+                 message="a slot after a close")
         with self.assertRaises(websocket.WebSocketBadStatusException):
             Subscriber(self.server, auth=second).close()
 
@@ -1593,15 +1595,8 @@ class WebSocketQuotaTest(ServerTestCase):
             open_with_ticket()
         self.assertEqual(refused.exception.status_code, 429)
         held.pop().close()
-
-        def opens():
-            try:
-                open_with_ticket()
-                return True
-            except websocket.WebSocketBadStatusException as e:
-                self.assertEqual(e.status_code, 429)
-                return False
-        wait_for(opens, timeout=10, interval=0.1, message="the ticket to open once a slot is free")
+        wait_for(lambda: self.opened(open_with_ticket), timeout=10, interval=0.1,
+                 message="the ticket to open once a slot is free")
         # Used once, it opens nothing more, room or not.
         held.pop().close()
 

@@ -704,13 +704,22 @@ class RefusalTest(StreamTestCase):
         messages = s.collect()
         self.assertEqual(s.output(messages), b"x\n")
 
-    def test_caller_removed_from_the_project_is_forbidden(self):
-        cid, c = self.container()
-        account = self.api.ok("POST", "/v1/accounts", json={"name": "dave-" + uuid.uuid4().hex[:6]}, status=201)
+    def new_member(self, name):
+        """A fresh account with one key, a member of the project: (account, key, a session of the key, membership)."""
+        account = self.api.ok("POST", "/v1/accounts", json={"name": name + "-" + uuid.uuid4().hex[:6]}, status=201)
         key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
-        dave = self.server.session((key["publicValue"], key["secretValue"]))
         member = self.api.ok("POST", self.project["links"]["projectMembers"],
                              json={"accountId": account["id"], "role": "member"}, status=201)
+        return account, key, self.server.session((key["publicValue"], key["secretValue"])), member
+
+    def ticking(self):
+        """A running container that prints "tick" five times a second."""
+        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
+        return cid, self.wait_container(cid, pred=lambda x: x["state"] == "running")
+
+    def test_caller_removed_from_the_project_is_forbidden(self):
+        cid, c = self.container()
+        account, _, dave, member = self.new_member("dave")
         access = self.access(c, "logs", api=dave, follow=False)
         self.api.ok("DELETE", member["links"]["self"])
         opened = self.agent_stream_lines()
@@ -724,13 +733,8 @@ class RefusalTest(StreamTestCase):
         self.assertEqual(self.agent_stream_lines(), opened)
 
     def test_deactivating_an_account_refuses_its_tokens_and_ends_its_streams(self):
-        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
-        c = self.wait_container(cid, pred=lambda x: x["state"] == "running")
-        account = self.api.ok("POST", "/v1/accounts", json={"name": "erin-" + uuid.uuid4().hex[:6]}, status=201)
-        key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
-        erin = self.server.session((key["publicValue"], key["secretValue"]))
-        self.api.ok("POST", self.project["links"]["projectMembers"],
-                    json={"accountId": account["id"], "role": "member"}, status=201)
+        cid, c = self.ticking()
+        account, key, erin, _ = self.new_member("erin")
         live = Stream(self.server, self.access(c, "logs", api=erin, follow=True))
         self.addCleanup(live.close)
         live.read_until("tick")
@@ -746,13 +750,8 @@ class RefusalTest(StreamTestCase):
         self.assertEqual(refusal(self.server, unused), 403)
 
     def test_losing_the_member_role_ends_the_accounts_streams_on_the_project(self):
-        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
-        c = self.wait_container(cid, pred=lambda x: x["state"] == "running")
-        account = self.api.ok("POST", "/v1/accounts", json={"name": "fay-" + uuid.uuid4().hex[:6]}, status=201)
-        key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
-        fay = self.server.session((key["publicValue"], key["secretValue"]))
-        member = self.api.ok("POST", self.project["links"]["projectMembers"],
-                             json={"accountId": account["id"], "role": "member"}, status=201)
+        cid, c = self.ticking()
+        _, _, fay, member = self.new_member("fay")
 
         def live_stream():
             s = Stream(self.server, self.access(c, "logs", api=fay, follow=True))
@@ -788,14 +787,9 @@ class RefusalTest(StreamTestCase):
         self.assertIsNone(admin_stream.close_code)
 
     def test_streams_and_subscriptions_share_the_accounts_quota(self):
-        cid, c = self.start_container("sh", "-c", "while true; do echo tick; sleep 0.2; done")
-        c = self.wait_container(cid, pred=lambda x: x["state"] == "running")
-        account = self.api.ok("POST", "/v1/accounts", json={"name": "gil-" + uuid.uuid4().hex[:6]}, status=201)
-        key = self.api.ok("POST", "/v1/apiKeys", json={"accountId": account["id"]}, status=201)
+        cid, c = self.ticking()
+        _, key, gil, _ = self.new_member("gil")
         auth = (key["publicValue"], key["secretValue"])
-        gil = self.server.session(auth)
-        self.api.ok("POST", self.project["links"]["projectMembers"],
-                    json={"accountId": account["id"], "role": "member"}, status=201)
         live = Stream(self.server, self.access(c, "logs", api=gil, follow=True))
         self.addCleanup(live.close)
         live.read_until("tick")
